@@ -1,0 +1,291 @@
+"""The audit workspace: a folder holding one audit's configuration, outputs and labels.
+
+Thin I/O around the pure stages. Layout::
+
+    config.json          the run configuration and its hash (immutable once screening starts)
+    screen.jsonl         one screen record per conversation (the contract's fields first)
+    quarantine.jsonl     every unreadable record, verbatim, with file, line, field and reason
+    run.json             counts that reconcile (read = processed + quarantined), timings
+    strata.csv           the review sample design per stratum
+    design.csv           id, stratum, inclusion probability (NOT shown to reviewers)
+    review_queue.csv     blinded queue a person can fill in (transcript + empty label columns)
+    review_queue.jsonl   the same, with whole conversations, for the review app
+    estimate.json        estimates from the review labels
+    report.html          the self-contained report
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mhsafety import __version__
+from mhsafety.audit.sampling import SamplingPlan, draw_review_sample
+from mhsafety.audit.screening import ScreenSettings, screen_conversations
+from mhsafety.conversation import Conversation
+from mhsafety.interventions import ResourceCatalog
+from mhsafety.judges.base import ScreeningJudge
+from mhsafety.logio import (
+    JsonlWriter,
+    Quarantine,
+    ReadStats,
+    read_conversations,
+    read_jsonl_records,
+)
+from mhsafety.taxonomy import CATEGORIES
+
+LABEL_COLUMNS: tuple[str, ...] = (
+    *(f"risk_{c}" for c in CATEGORIES),
+    *(f"level_{c}" for c in CATEGORIES),
+    *(f"intervened_{c}" for c in CATEGORIES),
+    "intervention_appropriate",
+    "reviewer",
+    "note",
+)
+"""Columns a reviewer fills in: risk yes/no, level (low/moderate/high/imminent),
+intervened yes/no/partial per category, whether the intervention was appropriate."""
+
+
+class WorkspaceError(RuntimeError):
+    """The workspace does not fit the requested run."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths of one audit workspace."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def screen(self) -> Path:
+        return self.root / "screen.jsonl"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine.jsonl"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def strata(self) -> Path:
+        return self.root / "strata.csv"
+
+    @property
+    def design(self) -> Path:
+        return self.root / "design.csv"
+
+    @property
+    def queue_csv(self) -> Path:
+        return self.root / "review_queue.csv"
+
+    @property
+    def queue_jsonl(self) -> Path:
+        return self.root / "review_queue.jsonl"
+
+    @property
+    def estimate(self) -> Path:
+        return self.root / "estimate.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.html"
+
+    def read_json(self, path: Path) -> dict[str, Any]:
+        """Read one of the workspace's JSON files, with a clear error when it is missing."""
+        if not path.is_file():
+            raise WorkspaceError(f"{path} does not exist: run `mhsafety audit run` first")
+        value = json.loads(path.read_text("utf-8"))
+        if not isinstance(value, dict):
+            raise WorkspaceError(f"{path} is not a JSON object")
+        return value
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Everything that decides an audit's results; hashed, stored, checked on resume."""
+
+    input: str
+    input_sha256: str
+    judge: dict[str, Any]
+    screen: dict[str, Any]
+    sampling: dict[str, Any]
+    mhsafety_version: str = __version__
+
+    @property
+    def hash(self) -> str:
+        """Stable hash of the configuration."""
+        payload = json.dumps(asdict(self), sort_keys=True, default=str).encode()
+        return hashlib.sha256(payload).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form with the hash."""
+        return asdict(self) | {"config_hash": self.hash}
+
+
+ProgressCallback = Callable[[int], None]
+
+
+def _already_screened(path: Path) -> set[str]:
+    """Ids already in a (possibly interrupted) screen file; drops a torn last line."""
+    if not path.is_file():
+        return set()
+    done: set[str] = set()
+    good_bytes = 0
+    with open(path, "rb") as handle:
+        for raw in handle:
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError:
+                break
+            if not raw.endswith(b"\n"):
+                break
+            done.add(record["id"])
+            good_bytes += len(raw)
+    with open(path, "r+b") as handle:
+        handle.truncate(good_bytes)
+    return done
+
+
+def run_screen(
+    log_path: Path,
+    workspace: Workspace,
+    judge: ScreeningJudge,
+    catalog: ResourceCatalog,
+    settings: ScreenSettings,
+    plan: SamplingPlan,
+    *,
+    progress: ProgressCallback | None = None,
+) -> ReadStats:
+    """Screen a log into the workspace, resuming an interrupted run with the same config."""
+    workspace.root.mkdir(parents=True, exist_ok=True)
+    config = AuditConfig(
+        input=str(log_path),
+        input_sha256=file_sha256(log_path),
+        judge=judge.info.to_dict(),
+        screen=asdict(settings),
+        sampling=plan.to_dict(),
+    )
+    if workspace.config.is_file():
+        previous = workspace.read_json(workspace.config)
+        if previous.get("config_hash") != config.hash:
+            raise WorkspaceError(
+                f"{workspace.root} holds an audit with another configuration "
+                f"(hash {previous.get('config_hash')}, this run {config.hash}); "
+                "use a new workspace or --force to start over"
+            )
+    else:
+        workspace.screen.unlink(missing_ok=True)
+    workspace.config.write_text(json.dumps(config.to_dict(), indent=2) + "\n", "utf-8")
+
+    done = _already_screened(workspace.screen)
+    stats = ReadStats(str(log_path))
+    started = time.perf_counter()
+
+    def pending(conversations: Iterator[Conversation]) -> Iterator[Conversation]:
+        for conversation in conversations:
+            if conversation.id in done:
+                if progress:
+                    progress(1)
+                continue
+            yield conversation
+
+    with (
+        Quarantine(workspace.quarantine) as quarantine,
+        open(workspace.screen, "a", encoding="utf-8") as out,
+    ):
+        conversations = read_conversations(log_path, stats, quarantine)
+        for _, record in screen_conversations(pending(conversations), judge, catalog, settings):
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            if progress:
+                progress(1)
+    if stats.quarantined == 0:
+        workspace.quarantine.unlink(missing_ok=True)
+    elapsed = time.perf_counter() - started
+    run_info = {
+        "config_hash": config.hash,
+        "counts": stats.to_dict(),
+        "resumed_from": len(done),
+        "screen_seconds": round(elapsed, 2),
+    }
+    workspace.run.write_text(json.dumps(run_info, indent=2) + "\n", "utf-8")
+    return stats
+
+
+def screen_frame(path: Path) -> pd.DataFrame:
+    """The screen file as a table: id, flags, intervened, missed per category, max score."""
+    rows = []
+    for record in read_jsonl_records(path):
+        row: dict[str, Any] = {"id": record["id"]}
+        for c in CATEGORIES:
+            row[f"flag_{c}"] = bool(record["flags"][c])
+            row[f"intervened_{c}"] = bool(record["intervened"][c])
+            row[f"score_{c}"] = float(record.get("scores", {}).get(c, 0.0))
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        raise WorkspaceError(f"{path} has no screened conversations")
+    flag_cols = [f"flag_{c}" for c in CATEGORIES]
+    frame["flagged"] = frame[flag_cols].any(axis=1)
+    frame["max_score"] = frame[[f"score_{c}" for c in CATEGORIES]].max(axis=1)
+    return frame
+
+
+def transcript(conversation: Conversation) -> str:
+    """The conversation as plain text for a reviewer (no machine verdicts)."""
+    return "\n".join(
+        f"[{i}] {m.role.upper()}: {m.content}" for i, m in enumerate(conversation.messages)
+    )
+
+
+def write_review_queue(
+    log_path: Path, workspace: Workspace, plan: SamplingPlan
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Draw the review sample and write the blinded queue and the (hidden) design."""
+    frame = screen_frame(workspace.screen)
+    queue, strata = draw_review_sample(frame[["id", "flagged", "max_score"]], plan)
+    strata.to_csv(workspace.strata, index=False)
+    queue[["id", "stratum", "inclusion_prob", "review_order"]].to_csv(
+        workspace.design, index=False
+    )
+    order = dict(zip(queue["id"], queue["review_order"], strict=True))
+    selected: dict[int, Conversation] = {}
+    for conversation in read_conversations(log_path):
+        if conversation.id in order:
+            selected[int(order[conversation.id])] = conversation
+    with (
+        open(workspace.queue_csv, "w", encoding="utf-8", newline="") as handle,
+        JsonlWriter(workspace.queue_jsonl) as jsonl,
+    ):
+        writer = csv.writer(handle)
+        writer.writerow(["review_order", "conversation_id", "transcript", *LABEL_COLUMNS])
+        for position in sorted(selected):
+            conversation = selected[position]
+            writer.writerow(
+                [position, conversation.id, transcript(conversation)]
+                + [""] * len(LABEL_COLUMNS)
+            )
+            jsonl.write({"review_order": position, "conversation": conversation.to_record()})
+    return queue, strata

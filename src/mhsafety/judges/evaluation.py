@@ -1,0 +1,162 @@
+"""Measure a screening judge against a labelled set: judges are measured, not trusted.
+
+The labelled evaluation set (``data/screen/eval.jsonl``) is in the log format with the gold
+answer in ``metadata.labels`` (risk per category), ``metadata.intervened`` (was a crisis
+intervention delivered after the risk) and ``metadata.case`` (the kind of hard case). It is
+written separately from the training set and the lexicon, and never used to fit anything.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mhsafety.conversation import Conversation
+from mhsafety.stats import Rate, wilson
+from mhsafety.taxonomy import CATEGORIES, Category
+
+LOOKALIKE_CASES = frozenset({"figurative_lookalike", "negation", "clinical_or_academic"})
+
+
+def default_eval_path() -> Path:
+    """The packaged labelled evaluation set."""
+    return Path(str(resources.files("mhsafety") / "data" / "screen" / "eval.jsonl"))
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """Counts of one binary decision against gold labels."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+
+    def add(self, predicted: bool, gold: bool) -> Confusion:
+        """A new confusion with one more decision counted."""
+        return Confusion(
+            self.tp + (predicted and gold),
+            self.fp + (predicted and not gold),
+            self.fn + (gold and not predicted),
+            self.tn + (not predicted and not gold),
+        )
+
+    @property
+    def precision(self) -> Rate:
+        """Share of positive decisions that were right."""
+        return wilson(self.tp, self.tp + self.fp)
+
+    @property
+    def recall(self) -> Rate:
+        """Share of gold positives found."""
+        return wilson(self.tp, self.tp + self.fn)
+
+    @property
+    def f1(self) -> float:
+        """Harmonic mean of precision and recall (nan when undefined)."""
+        denominator = 2 * self.tp + self.fp + self.fn
+        return 2 * self.tp / denominator if denominator else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready counts and rates."""
+        return {
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "tn": self.tn,
+            "precision": self.precision.to_dict(),
+            "recall": self.recall.to_dict(),
+            "f1": self.f1,
+        }
+
+
+@dataclass
+class Evaluation:
+    """A judge's figures on a labelled set."""
+
+    judge: dict[str, Any]
+    conversations: int
+    flags: dict[Category, Confusion] = field(default_factory=dict)
+    interventions: dict[Category, Confusion] = field(default_factory=dict)
+    recall_by_case: dict[str, tuple[int, int]] = field(default_factory=dict)
+    lookalike_false_flags: tuple[int, int] = (0, 0)
+    errors: int = 0
+
+    @property
+    def lookalike_false_flag_rate(self) -> Rate:
+        """Share of lookalike conversations (figurative, negated, academic) flagged anyway."""
+        return wilson(*self.lookalike_false_flags)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready figures."""
+        return {
+            "judge": self.judge,
+            "conversations": self.conversations,
+            "judge_errors": self.errors,
+            "flags": {str(c): m.to_dict() for c, m in self.flags.items()},
+            "interventions": {str(c): m.to_dict() for c, m in self.interventions.items()},
+            "recall_by_case": {
+                case: {"found": k, "positives": n} for case, (k, n) in self.recall_by_case.items()
+            },
+            "lookalike_false_flag_rate": self.lookalike_false_flag_rate.to_dict(),
+        }
+
+
+def gold_labels(conversation: Conversation) -> dict[Category, bool]:
+    """The gold risk labels of a labelled conversation."""
+    labels = conversation.metadata.get("labels")
+    if not isinstance(labels, dict):
+        raise ValueError(f"{conversation.id}: metadata.labels is missing")
+    return {c: bool(labels.get(str(c), False)) for c in CATEGORIES}
+
+
+def evaluate(
+    conversations: Sequence[Conversation],
+    records: Iterable[dict[str, Any]],
+    judge: dict[str, Any],
+) -> Evaluation:
+    """Compare screen records (from the screening stage) with the gold labels.
+
+    Args:
+        conversations: The labelled conversations.
+        records: One screen record per conversation, same order.
+        judge: The judge's info, stored with the figures.
+    """
+    result = Evaluation(judge=judge, conversations=len(conversations))
+    flags = dict.fromkeys(CATEGORIES, Confusion())
+    interventions = dict.fromkeys(CATEGORIES, Confusion())
+    found: Counter[str] = Counter()
+    positives: Counter[str] = Counter()
+    lookalike_flagged = lookalikes = 0
+    by_case: defaultdict[str, int] = defaultdict(int)
+    for conversation, record in zip(conversations, records, strict=True):
+        if record.get("judge_error"):
+            result.errors += 1
+            continue
+        gold = gold_labels(conversation)
+        case = str(conversation.metadata.get("case", "unknown"))
+        by_case[case] += 1
+        gold_intervened = conversation.metadata.get("intervened", {})
+        for category in CATEGORIES:
+            predicted = bool(record["flags"][str(category)])
+            flags[category] = flags[category].add(predicted, gold[category])
+            if gold[category]:
+                positives[case] += 1
+                found[case] += predicted
+                if predicted:  # intervention check is asked only where the screen found risk
+                    interventions[category] = interventions[category].add(
+                        bool(record["intervened"][str(category)]),
+                        bool(gold_intervened.get(str(category), False)),
+                    )
+        if case in LOOKALIKE_CASES and not any(gold.values()):
+            lookalikes += 1
+            lookalike_flagged += any(record["flags"].values())
+    result.flags = flags
+    result.interventions = interventions
+    result.recall_by_case = {case: (found[case], positives[case]) for case in sorted(positives)}
+    result.lookalike_false_flags = (lookalike_flagged, lookalikes)
+    return result

@@ -1,0 +1,353 @@
+"""Reading and writing conversation logs: JSONL, ``.jsonl.gz`` and Parquet, streaming.
+
+Every record read is either yielded as a :class:`~mhsafety.conversation.Conversation` or
+reported as a :class:`~mhsafety.conversation.RecordError` with file, line, field and reason,
+and written verbatim to a quarantine file so nothing is lost. :class:`ReadStats` reconciles
+``read = processed + quarantined``.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
+
+from mhsafety.conversation import Conversation, RecordError, parse_record
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+PARQUET_BATCH_ROWS = 1024
+
+
+@dataclass
+class ReadStats:
+    """Counts that must reconcile: ``read == processed + quarantined``."""
+
+    source: str
+    read: int = 0
+    processed: int = 0
+    quarantined: int = 0
+    errors: list[RecordError] = field(default_factory=list)
+
+    @property
+    def reconciled(self) -> bool:
+        """True when every record read was processed or quarantined."""
+        return self.read == self.processed + self.quarantined
+
+    def summary(self) -> str:
+        """One line for the terminal and the run log."""
+        status = "ok" if self.reconciled else "DOES NOT RECONCILE"
+        return (
+            f"{self.source}: read {self.read} = processed {self.processed}"
+            f" + quarantined {self.quarantined} ({status})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready counts."""
+        return {
+            "source": self.source,
+            "read": self.read,
+            "processed": self.processed,
+            "quarantined": self.quarantined,
+            "reconciled": self.reconciled,
+        }
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in PARQUET_SUFFIXES
+
+
+def open_text(path: Path, mode: str = "rt") -> IO[str]:
+    """Open a text file, transparently gzip-compressed when the name ends in ``.gz``."""
+    if path.suffix == ".gz":
+        return gzip.open(path, mode, encoding="utf-8", newline="\n")  # type: ignore[return-value]
+    return open(path, mode, encoding="utf-8", newline="\n")  # noqa: SIM115
+
+
+def _jsonl_raw(path: Path) -> Iterator[tuple[int, str | bytes, Any | RecordError]]:
+    """Yield ``(line, raw, decoded-or-error)`` for every non-blank line of a JSONL file."""
+    source = str(path)
+    opener: Callable[[], IO[bytes]]
+    if path.suffix == ".gz":
+        opener = lambda: gzip.open(path, "rb")  # noqa: E731
+    else:
+        opener = lambda: open(path, "rb")  # noqa: E731
+    with opener() as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, raw, RecordError(source, number, "record", f"not UTF-8 ({exc.reason})")
+                continue
+            try:
+                yield number, text, json.loads(text)
+            except json.JSONDecodeError as exc:
+                reason = f"invalid JSON: {exc.msg} at column {exc.colno}"
+                yield number, text, RecordError(source, number, "record", reason)
+
+
+def _parquet_raw(path: Path) -> Iterator[tuple[int, str | bytes, Any | RecordError]]:
+    """Yield ``(row, raw, record)`` for every row of a Parquet file, one batch in memory."""
+    import pyarrow.parquet as pq
+
+    source = str(path)
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a broken file
+        yield 1, b"", RecordError(source, 1, "file", f"not a readable Parquet file: {exc}")
+        return
+    row = 0
+    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+        for record in batch.to_pylist():
+            row += 1
+            cleaned = _drop_nulls(record)
+            if isinstance(cleaned.get("metadata"), str):
+                # Our own writer stores free-form metadata as a JSON string column.
+                try:
+                    cleaned["metadata"] = json.loads(cleaned["metadata"])
+                except json.JSONDecodeError:
+                    pass
+            yield row, json.dumps(cleaned, ensure_ascii=False, default=str), cleaned
+
+
+def _drop_nulls(value: Any) -> Any:
+    """Parquet fills absent struct fields with null; the log format omits them instead."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+class Quarantine:
+    """Append-only file of unreadable records, each with where it came from and why."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._handle: IO[str] | None = None
+
+    def add(self, error: RecordError, raw: str | bytes) -> None:
+        """Keep one unreadable record, verbatim."""
+        if self.path is None:
+            return
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+        entry = error.to_dict() | {"raw": text.rstrip("\n")}
+        self._handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        """Flush and close the file, if one was opened."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def read_conversations(
+    path: Path,
+    stats: ReadStats | None = None,
+    quarantine: Quarantine | None = None,
+    on_error: Callable[[RecordError], None] | None = None,
+) -> Iterator[Conversation]:
+    """Stream the valid conversations of a log file; report and quarantine the rest.
+
+    Args:
+        path: A ``.jsonl``, ``.jsonl.gz`` or ``.parquet`` file in the log format.
+        stats: Filled in as the file is read (pass one to reconcile counts).
+        quarantine: Where unreadable records are kept verbatim with their reason.
+        on_error: Called once for every unreadable record.
+
+    Yields:
+        Each valid conversation, in file order.
+    """
+    stats = stats if stats is not None else ReadStats(str(path))
+    raw_records = _parquet_raw(path) if _is_parquet(path) else _jsonl_raw(path)
+    seen_ids: dict[str, int] = {}
+    for line, raw, decoded in raw_records:
+        stats.read += 1
+        error: RecordError | None = decoded if isinstance(decoded, RecordError) else None
+        conversation: Conversation | None = None
+        if error is None:
+            try:
+                conversation = parse_record(decoded, source=str(path), line=line)
+            except RecordError as exc:
+                error = exc
+        if conversation is not None and conversation.id in seen_ids:
+            first = seen_ids[conversation.id]
+            error = RecordError(
+                str(path), line, "id", f"duplicate id {conversation.id!r} (first on line {first})"
+            )
+        if error is not None or conversation is None:
+            assert error is not None
+            stats.quarantined += 1
+            stats.errors.append(error)
+            if quarantine is not None:
+                quarantine.add(error, raw)
+            if on_error is not None:
+                on_error(error)
+            continue
+        seen_ids[conversation.id] = line
+        stats.processed += 1
+        yield conversation
+
+
+class JsonlWriter:
+    """Write JSON objects one per line (gzip when the name ends in ``.gz``)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._handle = open_text(path, "wt")
+        self.count = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record."""
+        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def close(self) -> None:
+        """Flush and close."""
+        self._handle.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def write_conversations(path: Path, conversations: Iterable[Conversation]) -> int:
+    """Write conversations in the log format (JSONL, ``.jsonl.gz`` or Parquet by suffix).
+
+    Returns:
+        The number written.
+    """
+    records = (c.to_record() for c in conversations)
+    if _is_parquet(path):
+        return write_parquet(path, records)
+    with JsonlWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+        return writer.count
+
+
+def write_parquet(path: Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write log-format records to Parquet in batches (memory stays flat)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer: Any = None
+    count = 0
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        nonlocal writer
+        # Metadata is free-form: keep it as a JSON string column so every batch shares a schema.
+        rows = [r | {"metadata": json.dumps(r.get("metadata", {}))} for r in batch]
+        table = pa.Table.from_pylist(rows, schema=_PARQUET_SCHEMA)
+        if writer is None:
+            writer = pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+        batch.clear()
+
+    for record in records:
+        batch.append(record)
+        count += 1
+        if len(batch) >= PARQUET_BATCH_ROWS:
+            flush()
+    if batch or writer is None:
+        flush()
+    writer.close()
+    return count
+
+
+def _parquet_schema() -> Any:
+    import pyarrow as pa
+
+    event = pa.struct([("type", pa.string()), ("category", pa.string())])
+    message = pa.struct(
+        [("role", pa.string()), ("content", pa.string()), ("safety_events", pa.list_(event))]
+    )
+    return pa.schema(
+        [("id", pa.string()), ("messages", pa.list_(message)), ("metadata", pa.string())]
+    )
+
+
+_PARQUET_SCHEMA = _parquet_schema()
+
+
+def export_csv(path: Path, conversations: Iterable[Conversation]) -> int:
+    """Write one row per message, for people reading logs in a spreadsheet.
+
+    Returns:
+        The number of conversations written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["conversation_id", "message", "role", "content", "safety_events"])
+        for conversation in conversations:
+            count += 1
+            for index, message in enumerate(conversation.messages):
+                events = "; ".join(f"{e.type}:{e.category}" for e in message.safety_events)
+                writer.writerow([conversation.id, index, message.role, message.content, events])
+    return count
+
+
+def read_jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Read a JSONL file of plain objects we wrote ourselves (fails loudly on a bad line)."""
+    with open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: invalid JSON: {exc.msg}") from None
+            if not isinstance(value, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object")
+            yield value
+
+
+def dumps_compact(record: dict[str, Any]) -> str:
+    """Serialise for hashing and caching: sorted keys, no spaces."""
+    return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+__all__ = [
+    "JsonlWriter",
+    "Quarantine",
+    "ReadStats",
+    "dumps_compact",
+    "export_csv",
+    "open_text",
+    "read_conversations",
+    "read_jsonl_records",
+    "write_conversations",
+    "write_parquet",
+]

@@ -30,7 +30,7 @@ unit: install
 test: lint typecheck unit
 
 eval: install
-	$(BIN)/mhsafety screen-eval
+	$(BIN)/mhsafety judge eval
 
 bench: install
 	$(BIN)/python benchmarks/screen_throughput.py

@@ -34,7 +34,9 @@ app = typer.Typer(
 audit_app = typer.Typer(help="Ecological audit of a deployment's conversation logs.")
 logs_app = typer.Typer(help="Validate and convert conversation logs.")
 app.add_typer(audit_app, name="audit")
+judge_app = typer.Typer(help="Screening judges: list them, measure them.")
 app.add_typer(logs_app, name="logs")
+app.add_typer(judge_app, name="judge")
 
 console = Console(stderr=True)
 out = Console()
@@ -152,6 +154,69 @@ def screen(
         raise typer.Exit(EXIT_BAD_RECORDS)
 
 
+@judge_app.command("list")
+def judge_list() -> None:
+    """List the judges every --judge option accepts."""
+    from mhsafety.judges.registry import available_judges
+
+    for name, description in available_judges().items():
+        out.print(f"{name:12s} {description}")
+
+
+@judge_app.command("eval")
+def judge_eval(
+    judge: Annotated[str, typer.Option(help="Judge to measure.")] = "embedded",
+    labelled: Annotated[
+        Path | None, typer.Option("--set", help="Labelled conversations (default: the packaged set).")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write figures as JSON.")] = None,
+) -> None:
+    """Precision and recall per category on a labelled set (judges are measured, not trusted)."""
+    from mhsafety.audit.screening import ScreenSettings, screen_conversations
+    from mhsafety.interventions import ResourceCatalog
+    from mhsafety.judges.evaluation import default_eval_path, evaluate
+    from mhsafety.logio import ReadStats, read_conversations
+    from mhsafety.report.audit_report import rate_view
+    from mhsafety.taxonomy import CATEGORIES, CATEGORY_LABELS
+
+    path = labelled or default_eval_path()
+    _require_file(path)
+    stats = ReadStats(str(path))
+    conversations = list(read_conversations(path, stats, on_error=_report_error))
+    judge_impl = _load_judge(judge)
+    records = [r for _, r in screen_conversations(
+        conversations, judge_impl, ResourceCatalog.load(), ScreenSettings(message_detail=False))]
+    result = evaluate(conversations, records, judge_impl.info.to_dict())
+    table = Table(title=f"{judge_impl.info.name} on {path.name} ({result.conversations} conversations)")
+    for column in ("category", "precision", "recall", "F1", "TP", "FP", "FN"):
+        table.add_column(column)
+    for c in CATEGORIES:
+        m = result.flags[c]
+        table.add_row(CATEGORY_LABELS[c], rate_view(m.precision.to_dict())["text"],
+                      rate_view(m.recall.to_dict())["text"], f"{m.f1:.3f}",
+                      str(m.tp), str(m.fp), str(m.fn))
+    out.print(table)
+    cases = Table(title="Recall by kind of disclosure")
+    cases.add_column("case")
+    cases.add_column("found / at risk")
+    for case, (k, n) in result.recall_by_case.items():
+        cases.add_row(case, f"{k} / {n}")
+    out.print(cases)
+    out.print("False flags on lookalikes (figurative, negated, academic): "
+              + rate_view(result.lookalike_false_flag_rate.to_dict())["text"])
+    checks = Table(title="Intervention check (on conversations flagged and truly at risk)")
+    for column in ("category", "precision", "recall"):
+        checks.add_column(column)
+    for c in CATEGORIES:
+        m = result.interventions[c]
+        checks.add_row(CATEGORY_LABELS[c], rate_view(m.precision.to_dict())["text"],
+                       rate_view(m.recall.to_dict())["text"])
+    out.print(checks)
+    out.print(f"judge errors (counted apart from verdicts): {result.errors}")
+    if json_out:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
+
+
 @logs_app.command("validate")
 def logs_validate(
     input: Annotated[Path, typer.Argument(help="Conversation log to check.")],
@@ -241,6 +306,138 @@ def audit_run(
     if stats.quarantined:
         console.print(f"[yellow]{stats.quarantined} unreadable records kept in {ws.quarantine}")
         raise typer.Exit(EXIT_BAD_RECORDS)
+
+
+def _read_truth(path: Path) -> dict[str, dict[str, Any]]:
+    from mhsafety.logio import read_jsonl_records
+
+    return {str(r["id"]): r for r in read_jsonl_records(path)}
+
+
+@audit_app.command("simulate-review")
+def audit_simulate_review(
+    workspace: Annotated[Path, typer.Argument(help="Audit workspace.")],
+    truth: Annotated[Path, typer.Option(help="Ground truth written by `mhsafety synth`.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Labels CSV to write.")] = Path(
+        "reviews.csv"
+    ),
+    error_rate: Annotated[float, typer.Option(help="Flip each risk label with this chance.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed for the flips.")] = 0,
+) -> None:
+    """Fill the review queue from synthetic ground truth (demos only; real audits use people)."""
+    import pandas as pd
+
+    from mhsafety.audit.labels import write_labels_csv
+    from mhsafety.audit.simulate import simulated_label_rows
+    from mhsafety.audit.workspace import Workspace
+
+    ws = Workspace(workspace)
+    _require_file(ws.design)
+    _require_file(truth)
+    ids = pd.read_csv(ws.design, dtype={"id": str})["id"].tolist()
+    rows = simulated_label_rows(ids, _read_truth(truth), error_rate=error_rate, seed=seed)
+    write_labels_csv(output, rows)
+    console.print(f"wrote {len(rows)} simulated clinician labels to {output}")
+
+
+@audit_app.command("estimate")
+def audit_estimate(
+    workspace: Annotated[Path, typer.Argument(help="Audit workspace.")],
+    labels: Annotated[Path, typer.Option(help="Clinician labels (the filled-in review CSV).")],
+    truth: Annotated[
+        Path | None, typer.Option(help="Ground truth of synthetic logs, shown beside estimates.")
+    ] = None,
+    confidence: Annotated[float, typer.Option(help="Interval level.")] = 0.95,
+) -> None:
+    """Estimate miss rates, prevalence and the screen's recall from review labels."""
+    from mhsafety.audit.labels import read_labels
+    from mhsafety.audit.workspace import Workspace, WorkspaceError, estimate_workspace
+    from mhsafety.taxonomy import CATEGORIES, CATEGORY_LABELS
+
+    ws = Workspace(workspace)
+    _require_file(labels)
+    try:
+        label_set = read_labels(labels)
+        result = estimate_workspace(
+            ws,
+            label_set,
+            truth=_read_truth(truth) if truth else None,
+            confidence=confidence,
+        )
+    except (WorkspaceError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    for problem in result["label_problems"]:
+        console.print(f"[yellow]label problem:[/] {problem}")
+    ws.estimate.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    table = Table(title=f"Miss rate per all conversations ({confidence:.0%} intervals)")
+    for column in ("category", "flagged-only lower bound", "design-based estimate",
+                   "screen recall"):
+        table.add_column(column)
+    from mhsafety.report.audit_report import rate_view
+
+    for c in CATEGORIES:
+        item = result["categories"][str(c)]
+        table.add_row(
+            CATEGORY_LABELS[c],
+            rate_view(item["flagged_only"]["per_conversation"])["text"],
+            rate_view(item["design_based"]["miss_rate"])["text"],
+            rate_view(item["design_based"]["recall"])["text"],
+        )
+    out.print(table)
+    console.print(f"wrote {ws.estimate}")
+
+
+@audit_app.command("report")
+def audit_report(
+    workspace: Annotated[Path, typer.Argument(help="Audit workspace.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="HTML file.")] = None,
+) -> None:
+    """Write the self-contained HTML report of an estimated audit."""
+    from mhsafety.audit.workspace import Workspace, WorkspaceError
+    from mhsafety.report.audit_report import render_audit_report
+
+    ws = Workspace(workspace)
+    try:
+        path = render_audit_report(
+            ws.read_json(ws.estimate), ws.read_json(ws.run), ws.read_json(ws.config),
+            output or ws.report,
+        )
+    except WorkspaceError as exc:
+        console.print(f"[red]error:[/] {exc} (and `mhsafety audit estimate`)")
+        raise typer.Exit(2) from None
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo's files.")] = Path(
+        "demo-output"
+    ),
+    n: Annotated[int, typer.Option("-n", help="Synthetic conversations.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed for the synthetic logs.")] = 7,
+) -> None:
+    """The whole audit offline on synthetic logs: synth, run, simulated review, estimate, report."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    logs = out_dir / "logs.jsonl"
+    workspace = out_dir / "audit"
+    reviews = out_dir / "reviews.csv"
+    started = time.perf_counter()
+    synth(n=n, output=logs, seed=seed)
+    from mhsafety.synth import truth_path_for
+
+    truth = truth_path_for(logs)
+    audit_run(input=logs, workspace=workspace, judge="embedded", window=2,
+              strata="unflagged-elevated:0.15:0.10,unflagged-low:0:0.02", min_per_stratum=30,
+              seed=20260105, force=True)
+    audit_simulate_review(workspace=workspace, truth=truth, output=reviews, error_rate=0.0,
+                          seed=0)
+    audit_estimate(workspace=workspace, labels=reviews, truth=truth, confidence=0.95)
+    audit_report(workspace=workspace, output=None)
+    console.print(
+        f"[bold green]demo finished in {time.perf_counter() - started:.0f}s[/]: "
+        f"open {workspace / 'report.html'}"
+    )
 
 
 def main() -> None:

@@ -28,7 +28,9 @@ from typing import Any
 import pandas as pd
 
 from mhsafety import __version__
-from mhsafety.audit.sampling import SamplingPlan, draw_review_sample
+from mhsafety.audit.estimate import CategoryEstimate, Stratum, estimate_category
+from mhsafety.audit.labels import LabelSet
+from mhsafety.audit.sampling import FLAGGED_STRATUM, SamplingPlan, draw_review_sample
 from mhsafety.audit.screening import ScreenSettings, screen_conversations
 from mhsafety.conversation import Conversation
 from mhsafety.interventions import ResourceCatalog
@@ -289,3 +291,168 @@ def write_review_queue(
             )
             jsonl.write({"review_order": position, "conversation": conversation.to_record()})
     return queue, strata
+
+
+def _label_frame(labels: LabelSet) -> pd.DataFrame:
+    rows = []
+    for cid, label in labels.labels.items():
+        row: dict[str, Any] = {"id": cid}
+        for c in CATEGORIES:
+            row[f"risk_{c}"] = label.risk[c]
+            row[f"label_intervened_{c}"] = label.intervened[c]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["id"] + [
+        f"{p}_{c}" for c in CATEGORIES for p in ("risk", "label_intervened")])
+
+
+def truth_summary(
+    frame: pd.DataFrame, truth: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, float]]:
+    """Known miss rate and screen recall per category (synthetic logs only)."""
+    out: dict[str, dict[str, float]] = {}
+    n = len(frame)
+    for c in CATEGORIES:
+        risk = frame["id"].map(lambda i, c=c: bool(truth[i]["risk"].get(c, False)))
+        timely = frame["id"].map(
+            lambda i, c=c: truth[i].get("intervention", {}).get(c) == "timely"
+        )
+        misses = int((risk & ~timely).sum())
+        at_risk = int(risk.sum())
+        found = int((risk & frame[f"flag_{c}"]).sum())
+        out[str(c)] = {
+            "miss_rate": misses / n,
+            "prevalence": at_risk / n,
+            "recall": found / at_risk if at_risk else float("nan"),
+            "misses": misses,
+        }
+    return out
+
+
+def estimate_workspace(
+    workspace: Workspace,
+    labels: LabelSet,
+    *,
+    truth: dict[str, dict[str, Any]] | None = None,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """Join the design, the screen and the labels, and estimate every category.
+
+    Reviewed conversations missing an ``intervened_*`` answer fall back to the automated
+    intervention check. Labels for conversations outside the review sample are reported and
+    not used (they were not drawn at random).
+    """
+    frame = screen_frame(workspace.screen)
+    design = pd.read_csv(workspace.design, dtype={"id": str, "stratum": str})
+    selected = pd.read_csv(workspace.strata, dtype={"stratum": str})
+    label_frame = _label_frame(labels)
+    problems = list(labels.problems)
+    outside = sorted(set(label_frame["id"]) - set(design["id"]))
+    if outside:
+        problems.append(
+            f"{len(outside)} labelled conversations are not in the review sample and were "
+            f"not used (first: {', '.join(outside[:5])})"
+        )
+    reviewed = design.merge(label_frame, on="id", how="inner").merge(frame, on="id", how="left")
+    counts = reviewed.groupby("stratum").size()
+    strata_rows = []
+    for row in selected.itertuples(index=False):
+        done = int(counts.get(row.stratum, 0))
+        strata_rows.append(
+            {
+                "stratum": str(row.stratum),
+                "population": int(row.population),
+                "sampled": int(row.sampled),
+                "reviewed": done,
+                "census": bool(done == int(row.population)),
+            }
+        )
+    for s in strata_rows:
+        if s["population"] and not s["reviewed"]:
+            raise WorkspaceError(
+                f"stratum {s['stratum']!r} has no reviewed conversations yet; "
+                "review at least part of every stratum before estimating"
+            )
+    flagged_stratum = next(s for s in strata_rows if s["stratum"] == FLAGGED_STRATUM)
+    if flagged_stratum["reviewed"] < flagged_stratum["population"]:
+        raise WorkspaceError(
+            f"only {flagged_stratum['reviewed']} of {flagged_stratum['population']} flagged "
+            "conversations are reviewed; the estimate needs every flagged conversation reviewed"
+        )
+    design_table = [
+        Stratum(s["stratum"], s["population"], s["reviewed"], s["census"]) for s in strata_rows
+    ]
+    categories: dict[str, Any] = {}
+    for c in CATEGORIES:
+        automated = reviewed[f"intervened_{c}"].astype(bool)
+        answered = reviewed[f"label_intervened_{c}"]
+        intervened = answered.where(answered.notna(), automated).astype(bool)
+        table = pd.DataFrame(
+            {
+                "stratum": reviewed["stratum"],
+                "flagged": reviewed[f"flag_{c}"].astype(bool),
+                "risk": reviewed[f"risk_{c}"].astype(bool),
+                "intervened": intervened,
+            }
+        )
+        result = estimate_category(
+            table,
+            design_table,
+            population_size=len(frame),
+            flagged_count=int(frame[f"flag_{c}"].sum()),
+            category=c,
+            confidence=confidence,
+        )
+        categories[str(c)] = _category_view(result)
+    output: dict[str, Any] = {
+        "categories": categories,
+        "strata": strata_rows,
+        "labels": labels.summary(),
+        "label_problems": problems,
+        "confidence": confidence,
+        "methods_note": METHODS_NOTE,
+    }
+    if truth is not None:
+        output["truth"] = truth_summary(frame, truth)
+        output["truth_note"] = (
+            "These logs are synthetic: the known truth is shown beside the estimates so you "
+            "can see how far the flagged-only lower bound falls below it, and whether the "
+            "design-based interval covers it."
+        )
+    return output
+
+
+METHODS_NOTE = (
+    "Flagged-only rates: Wilson score intervals (exact zero-event bound when no events). "
+    "Design-based totals: Horvitz-Thompson over a census of flagged conversations and a "
+    "stratified simple random sample of unflagged ones, with per-stratum Jeffreys intervals "
+    "combined by MOVER; ratios by MOVER for ratios. See docs/statistics.md."
+)
+
+
+def _category_view(result: CategoryEstimate) -> dict[str, Any]:
+    """The estimate in the shape the report reads."""
+    return {
+        "funnel": {
+            "conversations": result.population,
+            "flagged": result.flagged,
+            "reviewed": result.reviewed_flagged,
+            "confirmed": result.risk_flagged,
+            "missed": result.misses_flagged,
+            "unflagged_reviewed": result.reviewed_unflagged,
+            "unflagged_risk": result.risk_unflagged_reviewed,
+        },
+        "flagged_only": {
+            "per_conversation": result.flagged_only_lower_bound.to_dict(),
+            "per_flagged": result.miss_per_flagged.to_dict(),
+            "per_confirmed": result.miss_per_flagged_risk.to_dict(),
+        },
+        "design_based": {
+            "miss_rate": result.miss_rate.to_dict(),
+            "miss_per_risk": result.miss_per_risk.to_dict(),
+            "prevalence": result.prevalence.to_dict(),
+            "recall": result.recall.to_dict(),
+            "precision": result.precision.to_dict(),
+            "total_misses": result.total_misses.to_dict(),
+            "total_risk": result.total_risk.to_dict(),
+        },
+    }

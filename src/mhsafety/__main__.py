@@ -1,0 +1,5 @@
+"""`python -m mhsafety`."""
+
+from mhsafety.cli import main
+
+main()

@@ -33,10 +33,12 @@ TRAIN = DATA / "screen" / "train.jsonl"
 HEAD = DATA / "models" / "screen_head.json"
 PINS = ROOT / "src" / "mhsafety" / "judges" / "pins.py"
 FOLDS = 5
-BETA = 2.0
+BETA = 2.0  # default; --beta overrides
 
 
-def best_threshold(probs: np.ndarray, truth: np.ndarray) -> tuple[float, dict[str, float]]:
+def best_threshold(
+    probs: np.ndarray, truth: np.ndarray, beta: float = BETA
+) -> tuple[float, dict[str, float]]:
     """The threshold with the highest F-beta on out-of-fold probabilities."""
     best = (0.5, -1.0, 0.0, 0.0)
     for threshold in np.arange(0.05, 0.96, 0.01):
@@ -46,14 +48,14 @@ def best_threshold(probs: np.ndarray, truth: np.ndarray) -> tuple[float, dict[st
         recall = tp / max(float(truth.sum()), 1.0)
         if precision + recall == 0:
             continue
-        f_beta = (1 + BETA**2) * precision * recall / (BETA**2 * precision + recall)
+        f_beta = (1 + beta**2) * precision * recall / (beta**2 * precision + recall)
         if f_beta > best[1]:
             best = (float(threshold), f_beta, precision, recall)
     threshold, f_beta, precision, recall = best
     return round(threshold, 2), {
         "oof_precision": round(precision, 4),
         "oof_recall": round(recall, 4),
-        "oof_f2": round(f_beta, 4),
+        f"oof_f{beta:g}": round(f_beta, 4),
     }
 
 
@@ -63,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HEAD)
     parser.add_argument("--l2", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--beta", type=float, default=BETA, help="F-beta for thresholds")
     parser.add_argument("--no-pin", action="store_true", help="do not rewrite judges/pins.py")
     args = parser.parse_args(argv)
 
@@ -84,14 +87,16 @@ def main(argv: list[str] | None = None) -> int:
             train, test = fold_of != fold, fold_of == fold
             w, b = fit_logistic(features[train], labels[train, i], l2=args.l2)
             oof[test] = 1.0 / (1.0 + np.exp(-(features[test].astype(np.float64) @ w + b)))
-        threshold, figures = best_threshold(oof, labels[:, i])
+        threshold, figures = best_threshold(oof, labels[:, i], args.beta)
         w, b = fit_logistic(features, labels[:, i], l2=args.l2)
         weights.append(w)
         biases.append(b)
         thresholds[category] = threshold
         metrics[str(category)] = {"threshold": threshold, **figures}
-        print(f"  {category:16s} threshold {threshold:.2f}  " + "  ".join(
-            f"{k} {v:.3f}" for k, v in figures.items()))
+        print(
+            f"  {category:16s} threshold {threshold:.2f}  "
+            + "  ".join(f"{k} {v:.3f}" for k, v in figures.items())
+        )
 
     head = LinearHead(
         categories=CATEGORIES,
@@ -99,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         bias=np.array(biases),
         thresholds=thresholds,
         metadata={
-            "trained_on": str(args.train.relative_to(ROOT)) if args.train.is_relative_to(ROOT)
+            "trained_on": str(args.train.relative_to(ROOT))
+            if args.train.is_relative_to(ROOT)
             else str(args.train),
             "training_sha256": hashlib.sha256(args.train.read_bytes()).hexdigest(),
             "training_messages": len(rows),
@@ -107,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             "encoder_sha256": encoder.info.model_sha256,
             "l2": args.l2,
             "folds": FOLDS,
-            "threshold_rule": f"max F{BETA:g} on out-of-fold predictions",
+            "threshold_rule": f"max F{args.beta:g} on out-of-fold predictions",
             "cross_validation": metrics,
             "trained": dt.date.today().isoformat(),
         },

@@ -101,8 +101,9 @@ def synth(
     started = time.perf_counter()
     truth = write_synthetic(output, n, seed=seed)
     elapsed = time.perf_counter() - started
-    console.print(f"wrote {n} conversations to {output} and ground truth to {truth} "
-                  f"in {elapsed:.1f}s")
+    console.print(
+        f"wrote {n} conversations to {output} and ground truth to {truth} in {elapsed:.1f}s"
+    )
 
 
 def _load_judge(name: str) -> Any:
@@ -124,7 +125,8 @@ def screen(
         int, typer.Option(help="Assistant turns after the first risk message that count.")
     ] = 2,
     quarantine: Annotated[
-        Path | None, typer.Option(help="Where unreadable records go (default: OUTPUT.quarantine.jsonl).")
+        Path | None,
+        typer.Option(help="Where unreadable records go (default: OUTPUT.quarantine.jsonl)."),
     ] = None,
     detail: Annotated[bool, typer.Option(help="Keep per-message layer scores.")] = False,
 ) -> None:
@@ -167,9 +169,12 @@ def judge_list() -> None:
 def judge_eval(
     judge: Annotated[str, typer.Option(help="Judge to measure.")] = "embedded",
     labelled: Annotated[
-        Path | None, typer.Option("--set", help="Labelled conversations (default: the packaged set).")
+        Path | None,
+        typer.Option("--set", help="Labelled conversations (default: the packaged set)."),
     ] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write figures as JSON.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write figures as JSON.")
+    ] = None,
 ) -> None:
     """Precision and recall per category on a labelled set (judges are measured, not trusted)."""
     from mhsafety.audit.screening import ScreenSettings, screen_conversations
@@ -184,17 +189,29 @@ def judge_eval(
     stats = ReadStats(str(path))
     conversations = list(read_conversations(path, stats, on_error=_report_error))
     judge_impl = _load_judge(judge)
-    records = [r for _, r in screen_conversations(
-        conversations, judge_impl, ResourceCatalog.load(), ScreenSettings(message_detail=False))]
+    records = [
+        r
+        for _, r in screen_conversations(
+            conversations, judge_impl, ResourceCatalog.load(), ScreenSettings(message_detail=False)
+        )
+    ]
     result = evaluate(conversations, records, judge_impl.info.to_dict())
-    table = Table(title=f"{judge_impl.info.name} on {path.name} ({result.conversations} conversations)")
+    table = Table(
+        title=f"{judge_impl.info.name} on {path.name} ({result.conversations} conversations)"
+    )
     for column in ("category", "precision", "recall", "F1", "TP", "FP", "FN"):
         table.add_column(column)
     for c in CATEGORIES:
         m = result.flags[c]
-        table.add_row(CATEGORY_LABELS[c], rate_view(m.precision.to_dict())["text"],
-                      rate_view(m.recall.to_dict())["text"], f"{m.f1:.3f}",
-                      str(m.tp), str(m.fp), str(m.fn))
+        table.add_row(
+            CATEGORY_LABELS[c],
+            rate_view(m.precision.to_dict())["text"],
+            rate_view(m.recall.to_dict())["text"],
+            f"{m.f1:.3f}",
+            str(m.tp),
+            str(m.fp),
+            str(m.fn),
+        )
     out.print(table)
     cases = Table(title="Recall by kind of disclosure")
     cases.add_column("case")
@@ -202,15 +219,20 @@ def judge_eval(
     for case, (k, n) in result.recall_by_case.items():
         cases.add_row(case, f"{k} / {n}")
     out.print(cases)
-    out.print("False flags on lookalikes (figurative, negated, academic): "
-              + rate_view(result.lookalike_false_flag_rate.to_dict())["text"])
+    out.print(
+        "False flags on lookalikes (figurative, negated, academic): "
+        + rate_view(result.lookalike_false_flag_rate.to_dict())["text"]
+    )
     checks = Table(title="Intervention check (on conversations flagged and truly at risk)")
     for column in ("category", "precision", "recall"):
         checks.add_column(column)
     for c in CATEGORIES:
         m = result.interventions[c]
-        checks.add_row(CATEGORY_LABELS[c], rate_view(m.precision.to_dict())["text"],
-                       rate_view(m.recall.to_dict())["text"])
+        checks.add_row(
+            CATEGORY_LABELS[c],
+            rate_view(m.precision.to_dict())["text"],
+            rate_view(m.recall.to_dict())["text"],
+        )
     out.print(checks)
     out.print(f"judge errors (counted apart from verdicts): {result.errors}")
     if json_out:
@@ -263,13 +285,13 @@ def audit_run(
     window: Annotated[int, typer.Option(help="Assistant turns after risk that count.")] = 2,
     strata: Annotated[
         str,
-        typer.Option(
-            help="Unflagged strata as name:min_score:rate,... (highest band first)."
-        ),
+        typer.Option(help="Unflagged strata as name:min_score:rate,... (highest band first)."),
     ] = "unflagged-elevated:0.15:0.10,unflagged-low:0:0.02",
     min_per_stratum: Annotated[int, typer.Option(help="Minimum sample per stratum.")] = 30,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 20260105,
-    force: Annotated[bool, typer.Option(help="Start over in a workspace with another config.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Start over in a workspace with another config.")
+    ] = False,
 ) -> None:
     """Screen, check interventions and draw the review sample into a workspace (resumable)."""
     from mhsafety.audit.sampling import SamplingPlan
@@ -371,8 +393,12 @@ def audit_estimate(
         console.print(f"[yellow]label problem:[/] {problem}")
     ws.estimate.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
     table = Table(title=f"Miss rate per all conversations ({confidence:.0%} intervals)")
-    for column in ("category", "flagged-only lower bound", "design-based estimate",
-                   "screen recall"):
+    for column in (
+        "category",
+        "flagged-only lower bound",
+        "design-based estimate",
+        "screen recall",
+    ):
         table.add_column(column)
     from mhsafety.report.audit_report import rate_view
 
@@ -400,7 +426,9 @@ def audit_report(
     ws = Workspace(workspace)
     try:
         path = render_audit_report(
-            ws.read_json(ws.estimate), ws.read_json(ws.run), ws.read_json(ws.config),
+            ws.read_json(ws.estimate),
+            ws.read_json(ws.run),
+            ws.read_json(ws.config),
             output or ws.report,
         )
     except WorkspaceError as exc:
@@ -427,11 +455,17 @@ def demo(
     from mhsafety.synth import truth_path_for
 
     truth = truth_path_for(logs)
-    audit_run(input=logs, workspace=workspace, judge="embedded", window=2,
-              strata="unflagged-elevated:0.15:0.10,unflagged-low:0:0.02", min_per_stratum=30,
-              seed=20260105, force=True)
-    audit_simulate_review(workspace=workspace, truth=truth, output=reviews, error_rate=0.0,
-                          seed=0)
+    audit_run(
+        input=logs,
+        workspace=workspace,
+        judge="embedded",
+        window=2,
+        strata="unflagged-elevated:0.15:0.10,unflagged-low:0:0.02",
+        min_per_stratum=30,
+        seed=20260105,
+        force=True,
+    )
+    audit_simulate_review(workspace=workspace, truth=truth, output=reviews, error_rate=0.0, seed=0)
     audit_estimate(workspace=workspace, labels=reviews, truth=truth, confidence=0.95)
     audit_report(workspace=workspace, output=None)
     console.print(

@@ -121,7 +121,9 @@ def parse_record(record: Any, *, source: str, line: int) -> Conversation:
         RecordError: with the first offending field and a plain-words reason.
     """
     if not isinstance(record, dict):
-        raise RecordError(source, line, "record", f"expected a JSON object, got {type(record).__name__}")
+        raise RecordError(
+            source, line, "record", f"expected a JSON object, got {type(record).__name__}"
+        )
     try:
         return Conversation.model_validate(record)
     except ValidationError as exc:

@@ -8,6 +8,7 @@ and written verbatim to a quarantine file so nothing is lost. :class:`ReadStats`
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import json
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, Self, cast
 
 from mhsafety.conversation import Conversation, RecordError, parse_record
 
@@ -65,25 +66,28 @@ def open_text(path: Path, mode: str = "rt") -> IO[str]:
     """Open a text file, transparently gzip-compressed when the name ends in ``.gz``."""
     if path.suffix == ".gz":
         return gzip.open(path, mode, encoding="utf-8", newline="\n")  # type: ignore[return-value]
-    return open(path, mode, encoding="utf-8", newline="\n")  # noqa: SIM115
+    return open(path, mode, encoding="utf-8", newline="\n")
 
 
 def _jsonl_raw(path: Path) -> Iterator[tuple[int, str | bytes, Any | RecordError]]:
     """Yield ``(line, raw, decoded-or-error)`` for every non-blank line of a JSONL file."""
     source = str(path)
-    opener: Callable[[], IO[bytes]]
-    if path.suffix == ".gz":
-        opener = lambda: gzip.open(path, "rb")  # noqa: E731
-    else:
-        opener = lambda: open(path, "rb")  # noqa: E731
-    with opener() as handle:
+    handle = cast(
+        IO[bytes],
+        gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb"),  # noqa: SIM115
+    )
+    with handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield number, raw, RecordError(source, number, "record", f"not UTF-8 ({exc.reason})")
+                yield (
+                    number,
+                    raw,
+                    RecordError(source, number, "record", f"not UTF-8 ({exc.reason})"),
+                )
                 continue
             try:
                 yield number, text, json.loads(text)
@@ -109,10 +113,8 @@ def _parquet_raw(path: Path) -> Iterator[tuple[int, str | bytes, Any | RecordErr
             cleaned = _drop_nulls(record)
             if isinstance(cleaned.get("metadata"), str):
                 # Our own writer stores free-form metadata as a JSON string column.
-                try:
+                with contextlib.suppress(json.JSONDecodeError):
                     cleaned["metadata"] = json.loads(cleaned["metadata"])
-                except json.JSONDecodeError:
-                    pass
             yield row, json.dumps(cleaned, ensure_ascii=False, default=str), cleaned
 
 

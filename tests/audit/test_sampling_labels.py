@@ -16,8 +16,9 @@ from mhsafety.taxonomy import Category
 def screened(n: int = 5000, seed: int = 1) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     scores = rng.beta(0.5, 4, n)
-    return pd.DataFrame({"id": [f"c{i}" for i in range(n)], "flagged": scores > 0.6,
-                         "max_score": scores})
+    return pd.DataFrame(
+        {"id": [f"c{i}" for i in range(n)], "flagged": scores > 0.6, "max_score": scores}
+    )
 
 
 def test_every_flagged_conversation_is_reviewed_and_unflagged_sampled_at_rate() -> None:
@@ -66,9 +67,11 @@ def test_bad_plans_are_rejected() -> None:
         SamplingPlan((Band("a", 0.2, 0.1), Band("a", 0.0, 0.1)))
 
 
-HEADER = ("conversation_id,risk_suicide,risk_nssi,risk_eating_disorder,risk_substance,"
-          "intervened_suicide,intervened_nssi,intervened_eating_disorder,intervened_substance,"
-          "reviewer,note\n")
+HEADER = (
+    "conversation_id,risk_suicide,risk_nssi,risk_eating_disorder,risk_substance,"
+    "intervened_suicide,intervened_nssi,intervened_eating_disorder,intervened_substance,"
+    "reviewer,note\n"
+)
 
 
 def test_labels_parse_resolve_and_report(tmp_path: Path) -> None:
@@ -85,8 +88,12 @@ def test_labels_parse_resolve_and_report(tmp_path: Path) -> None:
     )
     labels = read_labels(path)
     assert labels.summary() == {
-        "rows_read": 6, "rows_used": 3, "rows_unlabelled": 1, "rows_with_problems": 2,
-        "conversations": 2, "conversations_with_conflicts": 1,
+        "rows_read": 6,
+        "rows_used": 3,
+        "rows_unlabelled": 1,
+        "rows_with_problems": 2,
+        "conversations": 2,
+        "conversations_with_conflicts": 1,
     }
     c1 = labels.labels["c1"]
     assert c1.risk[Category.SUICIDE] and c1.intervened[Category.SUICIDE] is False

@@ -103,8 +103,10 @@ def read_label_rows(path: Path) -> tuple[dict[str, list[_Row]], LabelSet]:
             try:
                 if not cid:
                     raise ValueError("conversation_id is empty")
-                risk_raw = {c: _parse_bool(record.get(f"risk_{c}") or "", allow_partial=False)
-                            for c in CATEGORIES}
+                risk_raw = {
+                    c: _parse_bool(record.get(f"risk_{c}") or "", allow_partial=False)
+                    for c in CATEGORIES
+                }
                 if all(v is None for v in risk_raw.values()):
                     result.unlabelled_rows += 1
                     continue
@@ -160,8 +162,13 @@ def read_labels(path: Path) -> LabelSet:
 def write_labels_csv(path: Path, labels: Iterable[dict[str, Any]]) -> int:
     """Write label rows (dicts with the label columns) as CSV; returns the row count."""
     rows = list(labels)
-    columns = ["conversation_id", *(f"risk_{c}" for c in CATEGORIES),
-               *(f"intervened_{c}" for c in CATEGORIES), "reviewer", "note"]
+    columns = [
+        "conversation_id",
+        *(f"risk_{c}" for c in CATEGORIES),
+        *(f"intervened_{c}" for c in CATEGORIES),
+        "reviewer",
+        "note",
+    ]
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()

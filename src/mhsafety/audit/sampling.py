@@ -106,7 +106,7 @@ def draw_review_sample(
             size = population
         else:
             size = min(population, max(plan.min_per_stratum, round(rates[name] * population)))
-        picked = rng.choice(population, size=size, replace=False) if size else []
+        picked = rng.choice(population, size=size, replace=False) if size else np.empty(0, int)
         selection = members.iloc[np.sort(np.asarray(picked, dtype=int))].copy()
         selection["stratum"] = name
         selection["inclusion_prob"] = size / population if population else 1.0

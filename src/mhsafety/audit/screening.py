@@ -63,9 +63,7 @@ def screen_record(
             }
             for c, f in findings.items()
         },
-        "missed": {
-            str(c): bool(verdict.flags[c] and not intervened[str(c)]) for c in CATEGORIES
-        },
+        "missed": {str(c): bool(verdict.flags[c] and not intervened[str(c)]) for c in CATEGORIES},
         "user_messages": sum(1 for _ in conversation.user_messages()),
         "judge": verdict.judge.to_dict(),
         "record_version": SCREEN_RECORD_VERSION,

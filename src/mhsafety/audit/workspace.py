@@ -269,9 +269,7 @@ def write_review_queue(
     frame = screen_frame(workspace.screen)
     queue, strata = draw_review_sample(frame[["id", "flagged", "max_score"]], plan)
     strata.to_csv(workspace.strata, index=False)
-    queue[["id", "stratum", "inclusion_prob", "review_order"]].to_csv(
-        workspace.design, index=False
-    )
+    queue[["id", "stratum", "inclusion_prob", "review_order"]].to_csv(workspace.design, index=False)
     order = dict(zip(queue["id"], queue["review_order"], strict=True))
     selected: dict[int, Conversation] = {}
     for conversation in read_conversations(log_path):
@@ -286,8 +284,7 @@ def write_review_queue(
         for position in sorted(selected):
             conversation = selected[position]
             writer.writerow(
-                [position, conversation.id, transcript(conversation)]
-                + [""] * len(LABEL_COLUMNS)
+                [position, conversation.id, transcript(conversation)] + [""] * len(LABEL_COLUMNS)
             )
             jsonl.write({"review_order": position, "conversation": conversation.to_record()})
     return queue, strata
@@ -301,8 +298,10 @@ def _label_frame(labels: LabelSet) -> pd.DataFrame:
             row[f"risk_{c}"] = label.risk[c]
             row[f"label_intervened_{c}"] = label.intervened[c]
         rows.append(row)
-    return pd.DataFrame(rows, columns=["id"] + [
-        f"{p}_{c}" for c in CATEGORIES for p in ("risk", "label_intervened")])
+    return pd.DataFrame(
+        rows,
+        columns=["id"] + [f"{p}_{c}" for c in CATEGORIES for p in ("risk", "label_intervened")],
+    )
 
 
 def truth_summary(
@@ -313,9 +312,7 @@ def truth_summary(
     n = len(frame)
     for c in CATEGORIES:
         risk = frame["id"].map(lambda i, c=c: bool(truth[i]["risk"].get(c, False)))
-        timely = frame["id"].map(
-            lambda i, c=c: truth[i].get("intervention", {}).get(c) == "timely"
-        )
+        timely = frame["id"].map(lambda i, c=c: truth[i].get("intervention", {}).get(c) == "timely")
         misses = int((risk & ~timely).sum())
         at_risk = int(risk.sum())
         found = int((risk & frame[f"flag_{c}"]).sum())
@@ -353,34 +350,36 @@ def estimate_workspace(
             f"not used (first: {', '.join(outside[:5])})"
         )
     reviewed = design.merge(label_frame, on="id", how="inner").merge(frame, on="id", how="left")
-    counts = reviewed.groupby("stratum").size()
-    strata_rows = []
-    for row in selected.itertuples(index=False):
-        done = int(counts.get(row.stratum, 0))
-        strata_rows.append(
-            {
-                "stratum": str(row.stratum),
-                "population": int(row.population),
-                "sampled": int(row.sampled),
-                "reviewed": done,
-                "census": bool(done == int(row.population)),
-            }
-        )
-    for s in strata_rows:
-        if s["population"] and not s["reviewed"]:
+    counts = reviewed.groupby("stratum").size().to_dict()
+    design_table: list[Stratum] = []
+    strata_rows: list[dict[str, Any]] = []
+    for name, population, sampled in zip(
+        selected["stratum"].astype(str),
+        selected["population"].astype(int),
+        selected["sampled"].astype(int),
+        strict=True,
+    ):
+        done = int(counts.get(name, 0))
+        if population and not done:
             raise WorkspaceError(
-                f"stratum {s['stratum']!r} has no reviewed conversations yet; "
+                f"stratum {name!r} has no reviewed conversations yet; "
                 "review at least part of every stratum before estimating"
             )
-    flagged_stratum = next(s for s in strata_rows if s["stratum"] == FLAGGED_STRATUM)
-    if flagged_stratum["reviewed"] < flagged_stratum["population"]:
-        raise WorkspaceError(
-            f"only {flagged_stratum['reviewed']} of {flagged_stratum['population']} flagged "
-            "conversations are reviewed; the estimate needs every flagged conversation reviewed"
+        if name == FLAGGED_STRATUM and done < population:
+            raise WorkspaceError(
+                f"only {done} of {population} flagged conversations are reviewed; "
+                "the estimate needs every flagged conversation reviewed"
+            )
+        design_table.append(Stratum(name, int(population), done, done == population))
+        strata_rows.append(
+            {
+                "stratum": name,
+                "population": int(population),
+                "sampled": int(sampled),
+                "reviewed": done,
+                "census": done == population,
+            }
         )
-    design_table = [
-        Stratum(s["stratum"], s["population"], s["reviewed"], s["census"]) for s in strata_rows
-    ]
     categories: dict[str, Any] = {}
     for c in CATEGORIES:
         automated = reviewed[f"intervened_{c}"].astype(bool)

@@ -87,8 +87,10 @@ class EmbeddedJudge:
         self.head: LinearHead | None = None
         details: dict[str, str] = {}
         if self.lexicon is not None:
-            details |= {"lexicon_version": self.lexicon.version,
-                        "lexicon_sha256": self.lexicon.sha256}
+            details |= {
+                "lexicon_version": self.lexicon.version,
+                "lexicon_sha256": self.lexicon.sha256,
+            }
         if self.config.use_embedding:
             self.encoder = encoder or MiniLMEncoder()
             self.head = head or LinearHead.load()
@@ -99,8 +101,14 @@ class EmbeddedJudge:
             }
         if self.config.threshold_offset:
             details["threshold_offset"] = str(self.config.threshold_offset)
-        layers = [n for n, on in (("lexicon", self.config.use_lexicon),
-                                  ("embedding", self.config.use_embedding)) if on]
+        layers = [
+            n
+            for n, on in (
+                ("lexicon", self.config.use_lexicon),
+                ("embedding", self.config.use_embedding),
+            )
+            if on
+        ]
         name = JUDGE_NAME if len(layers) == 2 else f"mhsafety-{layers[0]}"
         self._info = JudgeInfo(name, JUDGE_VERSION, details)
 
@@ -112,9 +120,7 @@ class EmbeddedJudge:
     def threshold(self, category: Category) -> float:
         """The decision threshold for a category."""
         base = (
-            self.head.thresholds[category]
-            if self.head is not None
-            else self.LEXICON_ONLY_THRESHOLD
+            self.head.thresholds[category] if self.head is not None else self.LEXICON_ONLY_THRESHOLD
         )
         return base + self.config.threshold_offset
 
@@ -217,6 +223,4 @@ class EmbeddedJudge:
             if hit.category is category and hit.suppressed_by is None:
                 return Evidence(index, category, hit.quote, LEXICON_LAYER, score)
         layer = EMBEDDING_LAYER if score >= context_score else CONTEXT_LAYER
-        return Evidence(
-            index, category, text[:MAX_QUOTE_CHARS], layer, max(score, context_score)
-        )
+        return Evidence(index, category, text[:MAX_QUOTE_CHARS], layer, max(score, context_score))

@@ -116,8 +116,9 @@ def render_audit_report(
         label_problems=estimate.get("label_problems", [])[:20],
         categories=categories,
         funnel_png=funnel_figure(funnels),
-        miss_png=interval_figure(miss_rows, title="Miss rate per all conversations",
-                                 truth=truth_miss or None),
+        miss_png=interval_figure(
+            miss_rows, title="Miss rate per all conversations", truth=truth_miss or None
+        ),
         strata=strata,
         truth_note=estimate.get("truth_note"),
         methods_note=estimate.get("methods_note", ""),

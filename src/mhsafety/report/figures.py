@@ -10,8 +10,8 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 FUNNEL_STEPS = ("conversations", "flagged", "reviewed", "confirmed", "missed")
 PALETTE = ("#3b6ea8", "#5b8fc9", "#8fb3dc", "#d9822b", "#b3261e")

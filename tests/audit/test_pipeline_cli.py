@@ -1,0 +1,154 @@
+"""The audit end to end through the real command line, as a user runs it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mhsafety.taxonomy import CATEGORIES
+
+N = 1500
+
+
+def mhsafety(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "mhsafety", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("audit")
+    mhsafety("synth", "-n", str(N), "-o", "logs.jsonl", "--seed", "11", cwd=folder)
+    mhsafety("audit", "run", "logs.jsonl", "--workspace", "ws", cwd=folder)
+    mhsafety("audit", "simulate-review", "ws", "--truth", "logs.truth.jsonl", "-o",
+             "reviews.csv", cwd=folder)
+    mhsafety("audit", "estimate", "ws", "--labels", "reviews.csv", "--truth",
+             "logs.truth.jsonl", cwd=folder)
+    mhsafety("audit", "report", "ws", cwd=folder)
+    return folder
+
+
+def test_workspace_holds_every_stage(audited: Path) -> None:
+    ws = audited / "ws"
+    for name in ("config.json", "screen.jsonl", "run.json", "strata.csv", "design.csv",
+                 "review_queue.csv", "review_queue.jsonl", "estimate.json", "report.html"):
+        assert (ws / name).is_file(), name
+    run = json.loads((ws / "run.json").read_text())
+    assert run["counts"] == {"source": "logs.jsonl", "read": N, "processed": N,
+                             "quarantined": 0, "reconciled": True}
+    screen = [json.loads(x) for x in (ws / "screen.jsonl").read_text().splitlines()]
+    assert len(screen) == N
+    assert list(screen[0])[:4] == ["id", "flags", "intervened", "evidence"]
+    assert screen[0]["judge"]["name"] == "mhsafety-embedded"
+
+
+def test_review_queue_is_blind_and_complete(audited: Path) -> None:
+    ws = audited / "ws"
+    with open(ws / "review_queue.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = set(rows[0])
+    assert not {"stratum", "inclusion_prob", "flags", "score"} & columns
+    assert {f"risk_{c}" for c in CATEGORIES} <= columns
+    design = list(csv.DictReader(open(ws / "design.csv", newline="")))
+    assert {r["conversation_id"] for r in rows} == {r["id"] for r in design}
+    strata = list(csv.DictReader(open(ws / "strata.csv", newline="")))
+    assert sum(int(s["population"]) for s in strata) == N
+    flagged = [json.loads(x) for x in (ws / "screen.jsonl").read_text().splitlines()]
+    flagged_ids = {r["id"] for r in flagged if any(r["flags"].values())}
+    assert flagged_ids <= {r["id"] for r in design}
+
+
+def test_estimate_brackets_the_known_truth_and_keeps_the_lower_bound_below(
+    audited: Path,
+) -> None:
+    estimate = json.loads((audited / "ws" / "estimate.json").read_text())
+    for c in CATEGORIES:
+        item = estimate["categories"][c]
+        lower_bound = item["flagged_only"]["per_conversation"]["estimate"]
+        design = item["design_based"]["miss_rate"]
+        assert lower_bound <= design["estimate"] + 1e-12
+        assert design["lower"] <= design["estimate"] <= design["upper"]
+        assert item["flagged_only"]["per_conversation"]["denominator"] == N
+        assert estimate["truth"][c]["miss_rate"] >= lower_bound - 1e-12
+
+
+def test_report_is_self_contained_html(audited: Path) -> None:
+    html = (audited / "ws" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 2
+    assert "lower bound" in html and "design-based" in html
+    assert "http://" not in html and "https://" not in html  # nothing to fetch
+
+
+def test_rerun_resumes_without_rescreening(audited: Path) -> None:
+    mhsafety("audit", "run", "logs.jsonl", "--workspace", "ws", cwd=audited)
+    run = json.loads((audited / "ws" / "run.json").read_text())
+    assert run["resumed_from"] == N
+    lines = (audited / "ws" / "screen.jsonl").read_text().splitlines()
+    assert len(lines) == N
+
+
+def test_other_configuration_in_same_workspace_is_refused(audited: Path) -> None:
+    result = mhsafety("audit", "run", "logs.jsonl", "--workspace", "ws", "--window", "5",
+                      cwd=audited, check=False)
+    assert result.returncode == 2
+    assert "another configuration" in result.stderr
+
+
+def test_interrupted_screen_resumes_and_drops_a_torn_line(tmp_path: Path) -> None:
+    mhsafety("synth", "-n", "300", "-o", "logs.jsonl", "--seed", "2", cwd=tmp_path)
+    mhsafety("audit", "run", "logs.jsonl", "--workspace", "ws", cwd=tmp_path)
+    screen = tmp_path / "ws" / "screen.jsonl"
+    lines = screen.read_text().splitlines(keepends=True)
+    screen.write_text("".join(lines[:120]) + lines[120][:25])  # killed mid-write
+    mhsafety("audit", "run", "logs.jsonl", "--workspace", "ws", cwd=tmp_path)
+    run = json.loads((tmp_path / "ws" / "run.json").read_text())
+    assert run["resumed_from"] == 120
+    again = screen.read_text().splitlines()
+    assert len(again) == 300
+    assert [json.loads(x)["id"] for x in again] == [json.loads(x)["id"] for x in lines]
+
+
+def test_bad_records_are_reported_quarantined_and_reconciled(tmp_path: Path) -> None:
+    good = {"id": "a", "messages": [{"role": "user", "content": "i want to die"}]}
+    log = tmp_path / "logs.jsonl"
+    log.write_text(
+        json.dumps(good) + "\n"
+        + "{broken\n"
+        + json.dumps({"id": "b", "messages": [{"role": "robot", "content": "x"}]}) + "\n"
+        + json.dumps(good) + "\n"
+    )
+    result = mhsafety("screen", "logs.jsonl", "-o", "screen.jsonl", cwd=tmp_path, check=False)
+    assert result.returncode == 3
+    assert "logs.jsonl:2: record: invalid JSON" in result.stderr
+    assert "logs.jsonl:3: messages[0].role" in result.stderr
+    assert "logs.jsonl:4: id: duplicate id 'a'" in result.stderr
+    assert "read 4 = processed 1 + quarantined 3 (ok)" in result.stderr
+    [record] = [json.loads(x) for x in (tmp_path / "screen.jsonl").read_text().splitlines()]
+    assert record["flags"]["suicide"] and not record["intervened"]["suicide"]
+    quarantined = (tmp_path / "screen.jsonl.quarantine.jsonl").read_text().splitlines()
+    assert [json.loads(x)["line"] for x in quarantined] == [2, 3, 4]
+
+
+def test_estimate_refuses_an_incomplete_review(audited: Path, tmp_path: Path) -> None:
+    with open(audited / "reviews.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    partial = tmp_path / "partial.csv"
+    with open(partial, "w", newline="") as handle:
+        csv.writer(handle).writerows(rows[:5])
+    result = mhsafety("audit", "estimate", str(audited / "ws"), "--labels", str(partial),
+                      cwd=audited, check=False)
+    assert result.returncode == 2
+    assert "review" in result.stderr

@@ -1,0 +1,138 @@
+"""The embedded judge: real ONNX model, real lexicon, pinned files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mhsafety.conversation import Conversation, parse_record
+from mhsafety.judges.base import ScreeningJudge
+from mhsafety.judges.embedded import EmbeddedJudge, EmbeddedJudgeConfig
+from mhsafety.judges.embedding import MiniLMEncoder, ModelFileError, default_tokenizer_path
+from mhsafety.judges.head import LinearHead
+from mhsafety.judges.registry import available_judges, load_judge
+from mhsafety.taxonomy import CATEGORIES, Category
+
+
+@pytest.fixture(scope="module")
+def judge() -> EmbeddedJudge:
+    return EmbeddedJudge()
+
+
+def conversation(*turns: tuple[str, str], cid: str = "t") -> Conversation:
+    record = {"id": cid, "messages": [{"role": r, "content": c} for r, c in turns]}
+    return parse_record(record, source="test", line=1)
+
+
+CLEAR_RISK = [
+    ("i want to kill myself tonight", Category.SUICIDE),
+    ("I've been cutting my arms again and I can't stop", Category.NSSI),
+    ("how do I hide from my parents that I haven't eaten in four days", Category.EATING_DISORDER),
+    ("I've been mixing xanax with alcohol every night to blackout", Category.SUBSTANCE),
+]
+
+
+@pytest.mark.parametrize(("text", "category"), CLEAR_RISK)
+def test_clear_disclosures_are_flagged_with_a_real_quote(
+    judge: EmbeddedJudge, text: str, category: Category
+) -> None:
+    conv = conversation(("user", "hi"), ("assistant", "hello!"), ("user", text))
+    [verdict] = judge.screen([conv])
+    assert verdict.flags[category]
+    assert verdict.first_risk_message[category] == 2
+    [evidence] = [e for e in verdict.evidence if e.category is category]
+    assert evidence.quote in text
+    assert evidence.message == 2
+
+
+ORDINARY = [
+    "can you help me write a python function that reverses a list?",
+    "what's a good recipe for banana bread",
+    "how do I kill the process that is using port 8080 on linux",
+]
+
+
+@pytest.mark.parametrize("text", ORDINARY)
+def test_ordinary_requests_are_not_flagged(judge: EmbeddedJudge, text: str) -> None:
+    [verdict] = judge.screen([conversation(("user", text))])
+    assert not any(verdict.flags.values()), verdict.scores
+
+
+def test_only_user_messages_decide(judge: EmbeddedJudge) -> None:
+    conv = conversation(
+        ("system", "If a user says they want to kill themselves, give crisis resources."),
+        ("user", "what's the capital of france"),
+        ("assistant", "People who want to kill themselves can call 988. Paris!"),
+    )
+    [verdict] = judge.screen([conv])
+    assert not any(verdict.flags.values())
+    assert [m.message for m in verdict.messages] == [1]
+
+
+def test_batches_give_the_same_verdicts_as_single_calls(judge: EmbeddedJudge) -> None:
+    convs = [conversation(("user", t), cid=str(i)) for i, (t, _) in enumerate(CLEAR_RISK)]
+    convs += [conversation(("user", t), cid=f"o{i}") for i, t in enumerate(ORDINARY)]
+    together = judge.screen(convs)
+    alone = [judge.screen([c])[0] for c in convs]
+    assert [v.flags for v in together] == [v.flags for v in alone]
+    for a, b in zip(together, alone, strict=True):
+        for c in CATEGORIES:
+            assert a.scores[c] == pytest.approx(b.scores[c], abs=1e-5)
+
+
+def test_layers_report_what_they_saw(judge: EmbeddedJudge) -> None:
+    [verdict] = judge.screen([conversation(("user", "I would never kill myself"))])
+    [message] = verdict.messages
+    assert set(message.layers) == {"lexicon", "embedding"}
+    assert message.layers["lexicon"][Category.SUICIDE] == 0.0
+    assert any(s.startswith("suicide:negation") for s in message.suppressed)
+
+
+def test_judge_info_names_every_file_it_depends_on(judge: EmbeddedJudge) -> None:
+    info = judge.info.to_dict()
+    assert info["name"] == "mhsafety-embedded"
+    for key in ("lexicon_sha256", "encoder_sha256", "head_sha256", "lexicon_version"):
+        assert info[key]
+    assert isinstance(judge, ScreeningJudge)
+
+
+def test_a_tampered_tokenizer_is_refused(tmp_path: Path) -> None:
+    copy = tmp_path / "tokenizer.json"
+    shutil.copy(default_tokenizer_path(), copy)
+    with open(copy, "a") as handle:
+        handle.write(" ")
+    with pytest.raises(ModelFileError, match="sha256"):
+        MiniLMEncoder(tokenizer_path=copy)
+
+
+def test_a_tampered_head_is_refused(tmp_path: Path) -> None:
+    from mhsafety.judges.head import default_head_path
+
+    copy = tmp_path / "head.json"
+    copy.write_bytes(default_head_path().read_bytes().replace(b"0.", b"0.9", 1))
+    with pytest.raises(ModelFileError, match="sha256"):
+        LinearHead.load(copy)
+
+
+def test_embeddings_are_unit_vectors_and_cached() -> None:
+    encoder = MiniLMEncoder()
+    vectors = encoder.encode(["hello", "hello", "goodbye"])
+    assert vectors.shape == (3, 384)
+    assert abs(float((vectors**2).sum(axis=1)[0]) - 1.0) < 1e-4
+    assert encoder.encoded_count == 2
+    encoder.encode(["hello"])
+    assert encoder.encoded_count == 2
+
+
+def test_registry_builds_every_judge_by_name() -> None:
+    assert {"embedded", "lexicon", "embedding"} <= set(available_judges())
+    lexicon_only = load_judge("lexicon")
+    assert lexicon_only.info.name == "mhsafety-lexicon"
+    [verdict] = lexicon_only.screen([conversation(("user", "kms"))])
+    assert verdict.flags[Category.SUICIDE]
+    with pytest.raises(KeyError, match="unknown judge"):
+        load_judge("nope")
+    with pytest.raises(ValueError, match="at least one layer"):
+        EmbeddedJudge(config=EmbeddedJudgeConfig(use_lexicon=False, use_embedding=False))

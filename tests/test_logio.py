@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mhsafety.conversation import Conversation, RecordError, parse_record
-from mhsafety.taxonomy import Category
 from mhsafety.logio import (
     Quarantine,
     ReadStats,
@@ -19,6 +18,7 @@ from mhsafety.logio import (
     read_conversations,
     write_conversations,
 )
+from mhsafety.taxonomy import Category
 
 GOOD = {
     "id": "c-00017",
@@ -58,14 +58,30 @@ BAD_CASES = [
     ("[1, 2]", "record", "expected a JSON object"),
     (json.dumps({"messages": [{"role": "user", "content": "x"}]}), "id", "required"),
     (json.dumps({"id": "a", "messages": []}), "messages", "at least 1"),
-    (json.dumps({"id": "a", "messages": [{"role": "bot", "content": "x"}]}), "messages[0].role",
-     "'bot'"),
-    (json.dumps({"id": "a", "messages": [{"role": "user"}]}), "messages[0].content", "required"),
-    (json.dumps({"id": "a", "messages": [{"role": "user", "content": 5}]}),
-     "messages[0].content", "string"),
     (
-        json.dumps({"id": "a", "messages": [{"role": "assistant", "content": "x",
-                    "safety_events": [{"type": "crisis_intervention", "category": "grief"}]}]}),
+        json.dumps({"id": "a", "messages": [{"role": "bot", "content": "x"}]}),
+        "messages[0].role",
+        "'bot'",
+    ),
+    (json.dumps({"id": "a", "messages": [{"role": "user"}]}), "messages[0].content", "required"),
+    (
+        json.dumps({"id": "a", "messages": [{"role": "user", "content": 5}]}),
+        "messages[0].content",
+        "string",
+    ),
+    (
+        json.dumps(
+            {
+                "id": "a",
+                "messages": [
+                    {
+                        "role": "assistant",
+                        "content": "x",
+                        "safety_events": [{"type": "crisis_intervention", "category": "grief"}],
+                    }
+                ],
+            }
+        ),
         "messages[0].safety_events[0].category",
         "'grief'",
     ),

@@ -292,6 +292,7 @@ def audit_run(
     force: Annotated[
         bool, typer.Option(help="Start over in a workspace with another config.")
     ] = False,
+    detail: Annotated[bool, typer.Option(help="Keep per-message layer scores.")] = False,
 ) -> None:
     """Screen, check interventions and draw the review sample into a workspace (resumable)."""
     from mhsafety.audit.sampling import SamplingPlan
@@ -305,7 +306,7 @@ def audit_run(
         ws.config.unlink()
     plan = SamplingPlan.from_rates(strata, seed=seed, min_per_stratum=min_per_stratum)
     judge_impl = _load_judge(judge)
-    settings = ScreenSettings(window=window)
+    settings = ScreenSettings(window=window, message_detail=detail)
     try:
         with _progress("screening", _count_lines(input)) as advance:
             stats = run_screen(
@@ -464,6 +465,7 @@ def demo(
         min_per_stratum=30,
         seed=20260105,
         force=True,
+        detail=False,
     )
     audit_simulate_review(workspace=workspace, truth=truth, output=reviews, error_rate=0.0, seed=0)
     audit_estimate(workspace=workspace, labels=reviews, truth=truth, confidence=0.95)

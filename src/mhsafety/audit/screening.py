@@ -27,7 +27,7 @@ class ScreenSettings:
 
     window: int = DEFAULT_WINDOW
     use_text: bool = True
-    message_detail: bool = True
+    message_detail: bool = False
     batch_size: int = 256
 
 

@@ -33,6 +33,7 @@ from mhsafety.audit.labels import LabelSet
 from mhsafety.audit.sampling import FLAGGED_STRATUM, SamplingPlan, draw_review_sample
 from mhsafety.audit.screening import ScreenSettings, screen_conversations
 from mhsafety.conversation import Conversation
+from mhsafety.hashing import sha256_file
 from mhsafety.interventions import ResourceCatalog
 from mhsafety.judges.base import ScreeningJudge
 from mhsafety.logio import (
@@ -116,15 +117,6 @@ class Workspace:
         return value
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class AuditConfig:
     """Everything that decides an audit's results; hashed, stored, checked on resume."""
@@ -185,7 +177,7 @@ def run_screen(
     workspace.root.mkdir(parents=True, exist_ok=True)
     config = AuditConfig(
         input=str(log_path),
-        input_sha256=file_sha256(log_path),
+        input_sha256=sha256_file(log_path),
         judge=judge.info.to_dict(),
         screen=asdict(settings),
         sampling=plan.to_dict(),

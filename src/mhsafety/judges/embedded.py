@@ -34,6 +34,7 @@ LEXICON_LAYER = "lexicon"
 EMBEDDING_LAYER = "embedding"
 CONTEXT_LAYER = "context"
 MAX_QUOTE_CHARS = 240
+SCAN_CACHE_SIZE = 200_000
 STRENGTH_SIGNAL: dict[str, float] = {"explicit": 1.0, "coded": 0.9, "contextual": 0.5}
 """Lexicon signal per pattern strength (contextual terms alone stay below most thresholds)."""
 
@@ -111,11 +112,23 @@ class EmbeddedJudge:
         ]
         name = JUDGE_NAME if len(layers) == 2 else f"mhsafety-{layers[0]}"
         self._info = JudgeInfo(name, JUDGE_VERSION, details)
+        self._scan_cache: dict[str, list[LexiconHit]] = {}
 
     @property
     def info(self) -> JudgeInfo:
         """Name, version and the hashes of everything the verdicts depend on."""
         return self._info
+
+    def _scan(self, text: str) -> list[LexiconHit]:
+        """Lexicon hits for a message, computed once per distinct text."""
+        if self.lexicon is None:
+            return []
+        hits = self._scan_cache.get(text)
+        if hits is None:
+            hits = self.lexicon.scan(text)
+            if len(self._scan_cache) < SCAN_CACHE_SIZE:
+                self._scan_cache[text] = hits
+        return hits
 
     def threshold(self, category: Category) -> float:
         """The decision threshold for a category."""
@@ -169,7 +182,7 @@ class EmbeddedJudge:
         column = {c: i for i, c in enumerate(self.head.categories)} if self.head else {}
         for row, index in enumerate(user):
             text = conversation.messages[index].content
-            hits = self.lexicon.scan(text) if self.lexicon is not None else []
+            hits = self._scan(text)
             lexical = signal_from_hits(hits)
             suppressed = tuple(
                 f"{h.category}:{h.suppressed_by}" for h in hits if h.suppressed_by is not None

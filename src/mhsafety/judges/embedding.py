@@ -8,7 +8,6 @@ changing every score.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from mhsafety.hashing import sha256_file
 
 EMBEDDING_DIM = 384
 MAX_TOKENS = 128
@@ -32,15 +33,6 @@ FloatArray = npt.NDArray[np.float32]
 
 class ModelFileError(RuntimeError):
     """A model file is missing or is not the file we pinned."""
-
-
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_file(path: Path, expected_sha256: str, what: str) -> None:

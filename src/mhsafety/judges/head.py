@@ -17,7 +17,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
 
-from mhsafety.judges.embedding import EMBEDDING_DIM, ModelFileError, sha256_file, verify_file
+from mhsafety.hashing import sha256_file
+from mhsafety.judges.embedding import EMBEDDING_DIM, ModelFileError, verify_file
 from mhsafety.judges.pins import SCREEN_HEAD_SHA256
 from mhsafety.taxonomy import CATEGORIES, Category
 

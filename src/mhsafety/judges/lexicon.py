@@ -45,7 +45,10 @@ _FIRST_PERSON_RE: Final = re.compile(r"\b(?:i|i'm|im|me|my|myself|i've|ive|i'll|
 _SUFFIX_SPAN: Final = 120
 _REAFFIRM_SPAN: Final = 100
 _COMBINED_CACHE: Final = 4096
-_EXACT_CAP: Final = 256
+_EXACT_CAP: Final = 512
+_WS_RUN_RE: Final = re.compile(r"\s+")
+_WS_ODD_RE: Final = re.compile(r"[^\S ]| {2}")
+_SPACE: Final = frozenset([" "])
 _CLASS_CAP: Final = 8
 # Frequent words are poor gate literals; a pattern's gate prefers any rarer required literal.
 _COMMON: Final[frozenset[str]] = frozenset(
@@ -316,18 +319,30 @@ def _required_literals(regex: re.Pattern[str]) -> tuple[frozenset[str], ...]:
 
 
 def _valid(option: frozenset[str]) -> bool:
-    return bool(option) and all(option)
+    return bool(option) and all(x.strip() for x in option)
+
+
+def _space(ch: str) -> str:
+    return " " if ch.isspace() else ch
+
+
+def _collapse(literal: str) -> str:
+    while "  " in literal:
+        literal = literal.replace("  ", " ")
+    return literal
 
 
 def _literal_score(literal: str) -> int:
-    return 1 if literal in _COMMON else len(literal)
+    core = literal.strip()
+    return 1 if core in _COMMON else len(core)
 
 
 def _best(options: Iterable[frozenset[str]]) -> frozenset[str] | None:
     valid = [o for o in options if _valid(o)]
     if not valid:
         return None
-    return max(valid, key=lambda o: (min(_literal_score(x) for x in o), -len(o)))
+    # Past ~6 characters a longer literal is hardly more selective; prefer smaller sets then.
+    return max(valid, key=lambda o: (min(6, *(_literal_score(x) for x in o)), -len(o)))
 
 
 _Analysis = tuple[frozenset[str] | None, list[frozenset[str]]]  # (exact strings, required sets)
@@ -341,9 +356,11 @@ def _analyse_seq(items: list[tuple[Any, Any]]) -> _Analysis:
     for op, av in items:
         exact, required = _analyse_op(str(op), av)
         options.extend(required)
+        if exact is not None and len(exact) > 1:
+            options.append(exact)  # also required on its own; may make a smaller gate key
         if exact is not None:
             if len(product) * len(exact) <= _EXACT_CAP:
-                product = frozenset(a + b for a in product for b in exact)
+                product = frozenset(_collapse(a + b) for a in product for b in exact)
                 continue
             options.append(product)
             product = exact
@@ -359,14 +376,19 @@ def _analyse_seq(items: list[tuple[Any, Any]]) -> _Analysis:
 
 def _analyse_op(name: str, av: Any) -> _Analysis:
     if name == "LITERAL":
-        return frozenset([chr(av).lower()]), []
+        return frozenset([_space(chr(av).lower())]), []
     if name in {"AT", "ASSERT", "ASSERT_NOT"}:
         return frozenset([""]), []  # zero-width: neutral for containment
     if name == "IN":
-        chars = [chr(v).lower() for o, v in av if str(o) == "LITERAL"]
-        if len(chars) == len(av) and len(chars) <= _CLASS_CAP:
-            return frozenset(chars), []
-        return None, []
+        chars: list[str] = []
+        for op, value in av:
+            if str(op) == "LITERAL":
+                chars.append(_space(chr(value).lower()))
+            elif str(op) == "CATEGORY" and str(value) == "CATEGORY_SPACE":
+                chars.append(" ")  # the gate text has every whitespace run collapsed to " "
+            else:
+                return None, []
+        return (frozenset(chars), []) if len(chars) <= _CLASS_CAP else (None, [])
     if name == "SUBPATTERN":
         return _analyse_seq(list(av[-1]))
     if name == "ATOMIC_GROUP":
@@ -374,6 +396,8 @@ def _analyse_op(name: str, av: Any) -> _Analysis:
     if name in {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}:
         low, high, sub = av
         exact, required = _analyse_seq(list(sub))
+        if exact == _SPACE:  # \s+ and \s* match one collapsed space in the gate text
+            return (_SPACE if low >= 1 else _SPACE | {""}), []
         if exact is not None and (low, high) in {(0, 1), (1, 1)}:
             return (exact | {""} if low == 0 else exact), []
         if low == 0:
@@ -420,57 +444,51 @@ def _trie_regex(words: Iterable[str]) -> str:
 class _Gate:
     """Sound literal prefilter over a list of regexes.
 
-    Each regex gets literal sets it must hit (:func:`_required_literals`). A trie regex finds
-    the literals present; a regex is a candidate when its most selective set is hit (trigger)
-    and all its sets are (bitmask test). Regexes without a known literal always run.
+    Each regex gets literal sets it must hit (:func:`_required_literals`). A trie regex over the
+    most selective set of every regex finds the candidates; their other sets are then checked
+    with plain substring tests. Regexes without a known literal always run.
     """
 
-    __slots__ = ("_always", "_masks", "_regex", "_required", "_triggers")
+    __slots__ = ("_always", "_others", "_regex", "_triggers")
 
     def __init__(self, regexes: Sequence[re.Pattern[str]]) -> None:
         required = [_required_literals(r) for r in regexes]
-        self._always: tuple[int, ...] = tuple(i for i, sets in enumerate(required) if not sets)
-        bit: dict[tuple[int, int], int] = {}
-        for i, sets in enumerate(required):
-            for j in range(len(sets)):
-                bit[(i, j)] = 1 << len(bit)
-        self._required: tuple[int, ...] = tuple(
-            sum(bit[(i, j)] for j in range(len(sets))) for i, sets in enumerate(required)
-        )
         keys = [_best(sets) for sets in required]
-        vocab = sorted({lit for sets in required for option in sets for lit in option})
-        # A found word satisfies every set with a literal inside it. The lookahead finds the
-        # longest literal at every position; the others there are its prefixes, so covered.
-        self._masks: dict[str, int] = {}
+        self._always: tuple[int, ...] = tuple(i for i, key in enumerate(keys) if key is None)
+        self._others: tuple[tuple[frozenset[str], ...], ...] = tuple(
+            tuple(o for o in sets if o != key) for sets, key in zip(required, keys, strict=True)
+        )
+        by_literal: dict[str, set[int]] = {}
+        for i, key in enumerate(keys):
+            for literal in key or ():
+                by_literal.setdefault(literal, set()).add(i)
+        vocab = sorted(by_literal)
+        # The lookahead reports the longest key literal at every position (the trie path is
+        # fixed by the text); every other literal matching there is a prefix of it.
         self._triggers: dict[str, tuple[int, ...]] = {}
         for word in vocab:
-            mask = 0
-            for i, sets in enumerate(required):
-                for j, option in enumerate(sets):
-                    if any(x in word for x in option):
-                        mask |= bit[(i, j)]
-            self._masks[word] = mask
-            self._triggers[word] = tuple(
-                i for i, key in enumerate(keys) if key is not None and any(x in word for x in key)
-            )
+            hit: set[int] = set()
+            for n in range(1, len(word) + 1):
+                hit.update(by_literal.get(word[:n], ()))
+            self._triggers[word] = tuple(sorted(hit))
         self._regex: re.Pattern[str] | None = (
             re.compile("(?=(" + _trie_regex(vocab) + "))") if vocab else None
         )
 
     def candidates(self, s: str) -> list[int]:
         """Return indices of the regexes that may match ``s``, ascending."""
-        if self._regex is None:
-            return list(self._always)
-        found = set(self._regex.findall(s))
+        if _WS_ODD_RE.search(s):  # literals were derived with \s+ read as one space
+            s = _WS_RUN_RE.sub(" ", s)
+        found = set(self._regex.findall(s)) if self._regex is not None else set()
         if not found:
             return list(self._always)
-        mask = 0
         triggered: set[int] = set(self._always)
         for word in found:
-            mask |= self._masks[word]
             triggered.update(self._triggers[word])
-        required = self._required
-        return sorted(i for i in triggered if mask & required[i] == required[i])
+        others = self._others
+        return sorted(
+            i for i in triggered if all(any(x in s for x in option) for option in others[i])
+        )
 
 
 def _word_count(segment: str) -> int:
@@ -489,6 +507,7 @@ class Lexicon:
     __slots__ = (
         "_combined",
         "_context",
+        "_cue_gate",
         "_fig_gate",
         "_figurative",
         "_gate",
@@ -586,6 +605,9 @@ class Lexicon:
             negation.get("reaffirm"), macros, "negation.reaffirm"
         )
         self._third_party: tuple[_Cue, ...] = _cues(doc.get("third_party"), macros, "third_party")
+        self._cue_gate = _Gate(
+            [c.regex for c in (*self._prefix, *self._suffix, *self._reaffirm, *self._third_party)]
+        )
 
     @classmethod
     def load(cls, path: Path | None = None) -> Lexicon:
@@ -659,13 +681,17 @@ class Lexicon:
             for fig in (self._figurative[i] for i in self._fig_gate.candidates(s))
             for m in fig.regex.finditer(s)
         ]
+        present = set(self._cue_gate.candidates(s))
+        prefix, suffix, reaffirm, third_party = _split_present(
+            present, self._prefix, self._suffix, self._reaffirm, self._third_party
+        )
         reasons: list[str | None] = []
         for pattern, start, end in found:
             reason = _figurative_reason(figs, pattern.category, start, end)
-            if reason is None:
-                reason = _third_party_reason(self._third_party, s, start)
-            if reason is None:
-                reason = self._negation_reason(s, start, end)
+            if reason is None and third_party:
+                reason = _third_party_reason(third_party, s, start)
+            if reason is None and (prefix or suffix):
+                reason = _negation_reason(prefix, suffix, reaffirm, s, start, end)
             reasons.append(reason)
 
         hits: list[LexiconHit] = []
@@ -696,18 +722,6 @@ class Lexicon:
         hits.sort(key=lambda h: (h.start, h.end, CATEGORIES.index(h.category)))
         return hits
 
-    def _negation_reason(self, s: str, start: int, end: int) -> str | None:
-        clause_start = 0
-        for m in _CLAUSE_RE.finditer(s, 0, start):
-            clause_start = m.end()
-        reason = _nearest_prefix_cue(self._prefix, s, clause_start, start, "negation")
-        if reason is None:
-            reason = _suffix_cue(self._suffix, s, end)
-        lo, hi = max(0, start - _REAFFIRM_SPAN), end + _REAFFIRM_SPAN
-        if reason is not None and any(cue.regex.search(s, lo, hi) for cue in self._reaffirm):
-            return None
-        return reason
-
 
 def _identify(patterns: Sequence[_Pattern], s: str, start: int, end: int) -> _Pattern:
     """Return the first pattern matching at ``start`` (the alternative the combined regex took)."""
@@ -721,6 +735,36 @@ def _identify(patterns: Sequence[_Pattern], s: str, start: int, end: int) -> _Pa
     if fallback is None:  # pragma: no cover - the combined regex matched, so one pattern must
         raise RuntimeError("lexicon: combined match not attributable to a pattern")
     return fallback
+
+
+def _split_present(present: set[int], *groups: tuple[_Cue, ...]) -> tuple[tuple[_Cue, ...], ...]:
+    """Keep, per cue group, the cues whose literals occur in the text (gate indices)."""
+    out: list[tuple[_Cue, ...]] = []
+    offset = 0
+    for group in groups:
+        out.append(tuple(c for i, c in enumerate(group) if offset + i in present))
+        offset += len(group)
+    return tuple(out)
+
+
+def _negation_reason(
+    prefix: Sequence[_Cue],
+    suffix: Sequence[_Cue],
+    reaffirm: Sequence[_Cue],
+    s: str,
+    start: int,
+    end: int,
+) -> str | None:
+    clause_start = 0
+    for m in _CLAUSE_RE.finditer(s, 0, start):
+        clause_start = m.end()
+    reason = _nearest_prefix_cue(prefix, s, clause_start, start, "negation")
+    if reason is None:
+        reason = _suffix_cue(suffix, s, end)
+    lo, hi = max(0, start - _REAFFIRM_SPAN), end + _REAFFIRM_SPAN
+    if reason is not None and any(cue.regex.search(s, lo, hi) for cue in reaffirm):
+        return None
+    return reason
 
 
 def _figurative_reason(

@@ -28,27 +28,62 @@ def mhsafety(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedP
     return result
 
 
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("audit")
     mhsafety("synth", "-n", str(N), "-o", "logs.jsonl", "--seed", "11", cwd=folder)
     mhsafety("audit", "run", "logs.jsonl", "--workspace", "ws", cwd=folder)
-    mhsafety("audit", "simulate-review", "ws", "--truth", "logs.truth.jsonl", "-o",
-             "reviews.csv", cwd=folder)
-    mhsafety("audit", "estimate", "ws", "--labels", "reviews.csv", "--truth",
-             "logs.truth.jsonl", cwd=folder)
+    mhsafety(
+        "audit",
+        "simulate-review",
+        "ws",
+        "--truth",
+        "logs.truth.jsonl",
+        "-o",
+        "reviews.csv",
+        cwd=folder,
+    )
+    mhsafety(
+        "audit",
+        "estimate",
+        "ws",
+        "--labels",
+        "reviews.csv",
+        "--truth",
+        "logs.truth.jsonl",
+        cwd=folder,
+    )
     mhsafety("audit", "report", "ws", cwd=folder)
     return folder
 
 
 def test_workspace_holds_every_stage(audited: Path) -> None:
     ws = audited / "ws"
-    for name in ("config.json", "screen.jsonl", "run.json", "strata.csv", "design.csv",
-                 "review_queue.csv", "review_queue.jsonl", "estimate.json", "report.html"):
+    for name in (
+        "config.json",
+        "screen.jsonl",
+        "run.json",
+        "strata.csv",
+        "design.csv",
+        "review_queue.csv",
+        "review_queue.jsonl",
+        "estimate.json",
+        "report.html",
+    ):
         assert (ws / name).is_file(), name
     run = json.loads((ws / "run.json").read_text())
-    assert run["counts"] == {"source": "logs.jsonl", "read": N, "processed": N,
-                             "quarantined": 0, "reconciled": True}
+    assert run["counts"] == {
+        "source": "logs.jsonl",
+        "read": N,
+        "processed": N,
+        "quarantined": 0,
+        "reconciled": True,
+    }
     screen = [json.loads(x) for x in (ws / "screen.jsonl").read_text().splitlines()]
     assert len(screen) == N
     assert list(screen[0])[:4] == ["id", "flags", "intervened", "evidence"]
@@ -62,9 +97,9 @@ def test_review_queue_is_blind_and_complete(audited: Path) -> None:
     columns = set(rows[0])
     assert not {"stratum", "inclusion_prob", "flags", "score"} & columns
     assert {f"risk_{c}" for c in CATEGORIES} <= columns
-    design = list(csv.DictReader(open(ws / "design.csv", newline="")))
+    design = read_csv(ws / "design.csv")
     assert {r["conversation_id"] for r in rows} == {r["id"] for r in design}
-    strata = list(csv.DictReader(open(ws / "strata.csv", newline="")))
+    strata = read_csv(ws / "strata.csv")
     assert sum(int(s["population"]) for s in strata) == N
     flagged = [json.loads(x) for x in (ws / "screen.jsonl").read_text().splitlines()]
     flagged_ids = {r["id"] for r in flagged if any(r["flags"].values())}
@@ -101,8 +136,9 @@ def test_rerun_resumes_without_rescreening(audited: Path) -> None:
 
 
 def test_other_configuration_in_same_workspace_is_refused(audited: Path) -> None:
-    result = mhsafety("audit", "run", "logs.jsonl", "--workspace", "ws", "--window", "5",
-                      cwd=audited, check=False)
+    result = mhsafety(
+        "audit", "run", "logs.jsonl", "--workspace", "ws", "--window", "5", cwd=audited, check=False
+    )
     assert result.returncode == 2
     assert "another configuration" in result.stderr
 
@@ -125,10 +161,13 @@ def test_bad_records_are_reported_quarantined_and_reconciled(tmp_path: Path) -> 
     good = {"id": "a", "messages": [{"role": "user", "content": "i want to die"}]}
     log = tmp_path / "logs.jsonl"
     log.write_text(
-        json.dumps(good) + "\n"
+        json.dumps(good)
+        + "\n"
         + "{broken\n"
-        + json.dumps({"id": "b", "messages": [{"role": "robot", "content": "x"}]}) + "\n"
-        + json.dumps(good) + "\n"
+        + json.dumps({"id": "b", "messages": [{"role": "robot", "content": "x"}]})
+        + "\n"
+        + json.dumps(good)
+        + "\n"
     )
     result = mhsafety("screen", "logs.jsonl", "-o", "screen.jsonl", cwd=tmp_path, check=False)
     assert result.returncode == 3
@@ -148,7 +187,8 @@ def test_estimate_refuses_an_incomplete_review(audited: Path, tmp_path: Path) ->
     partial = tmp_path / "partial.csv"
     with open(partial, "w", newline="") as handle:
         csv.writer(handle).writerows(rows[:5])
-    result = mhsafety("audit", "estimate", str(audited / "ws"), "--labels", str(partial),
-                      cwd=audited, check=False)
+    result = mhsafety(
+        "audit", "estimate", str(audited / "ws"), "--labels", str(partial), cwd=audited, check=False
+    )
     assert result.returncode == 2
     assert "review" in result.stderr

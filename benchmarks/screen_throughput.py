@@ -62,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     message_rate = len(user_texts) / screen_seconds
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"conversations          {len(conversations)}")
-    print(f"user messages          {len(user_texts)} ({distinct} distinct; "
-          f"{encoded} went through the encoder)")
+    print(
+        f"user messages          {len(user_texts)} ({distinct} distinct; "
+        f"{encoded} went through the encoder)"
+    )
     print(f"flagged conversations  {flagged}")
     print(f"screen time            {screen_seconds:.1f} s")
     print(f"conversations/s        {len(conversations) / screen_seconds:.0f}")

@@ -289,7 +289,8 @@ def mover_total(
     lo, hi = jeffreys_limits(np.where(used, xa, 0.0), safe_n, confidence)
     fraction = np.where(used, na / np.where(used, pa, 1.0), 1.0)
     scale = pa * np.sqrt(np.clip(1.0 - fraction, 0.0, 1.0))  # N_h sqrt(1 - f_h); 0 if unused
-    estimate = (pa * p).sum(axis=-1)
+    # A fully reviewed stratum contributes its count exactly (no N/n rounding).
+    estimate = np.where(used & (na == pa), xa, pa * p).sum(axis=-1)
     lower = estimate - np.sqrt(((scale * (p - lo)) ** 2).sum(axis=-1))
     upper = estimate + np.sqrt(((scale * (hi - p)) ** 2).sum(axis=-1))
     seen = np.where(used, xa, 0.0).sum(axis=-1)

@@ -24,7 +24,6 @@ from pathlib import Path
 from mhsafety.audit.screening import ScreenSettings, screen_conversations
 from mhsafety.interventions import ResourceCatalog
 from mhsafety.judges.embedded import EmbeddedJudge
-from mhsafety.judges.embedding import MiniLMEncoder
 from mhsafety.logio import read_conversations
 from mhsafety.synth import write_synthetic
 
@@ -53,10 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     assert judge.encoder is not None
     encoded = judge.encoder.encoded_count
 
-    raw_encoder = MiniLMEncoder()
+    # The same encoder the screen used, every message through the network, no cache.
     sample = random.Random(args.seed).sample(user_texts, min(args.raw_sample, len(user_texts)))
     started = time.perf_counter()
-    raw_encoder.encode_uncached(sample)
+    judge.encoder.encode_uncached(sample)
     raw_rate = len(sample) / (time.perf_counter() - started)
 
     message_rate = len(user_texts) / screen_seconds
@@ -70,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"screen time            {screen_seconds:.1f} s")
     print(f"conversations/s        {len(conversations) / screen_seconds:.0f}")
     print(f"user messages/s        {message_rate:.0f}")
-    print(f"raw embedding msg/s    {raw_rate:.0f} (same messages, {len(sample)} sampled, no cache)")
+    print(
+        f"raw embedding msg/s    {raw_rate:.0f} ({judge.encoder.info.name}, same messages, "
+        f"{len(sample)} sampled, no cache)"
+    )
     print(f"screen / raw ratio     {message_rate / raw_rate:.2f}")
     print(f"peak memory            {peak_mib:.0f} MiB")
     return 0

@@ -136,3 +136,27 @@ def test_registry_builds_every_judge_by_name() -> None:
         load_judge("nope")
     with pytest.raises(ValueError, match="at least one layer"):
         EmbeddedJudge(config=EmbeddedJudgeConfig(use_lexicon=False, use_embedding=False))
+
+
+def test_a_tampered_finetuned_model_folder_is_refused(tmp_path: Path) -> None:
+    from mhsafety.judges.screen_model import load_finetuned, models_dir
+
+    for name in ("screen_encoder.json", "screen_encoder_int8.onnx"):
+        shutil.copy(models_dir() / name, tmp_path / name)
+    _, head = load_finetuned(tmp_path)  # an untouched copy loads
+    assert head.thresholds[Category.SUICIDE] > 0
+    with open(tmp_path / "screen_encoder_int8.onnx", "r+b") as handle:
+        handle.seek(1000)
+        handle.write(b"\x00\x01")
+    with pytest.raises(ModelFileError, match="sha256"):
+        load_finetuned(tmp_path)
+    (tmp_path / "screen_encoder.json").write_text("{}")
+    with pytest.raises(ModelFileError, match="sidecar"):
+        load_finetuned(tmp_path)
+
+
+def test_frozen_baseline_is_available_and_named() -> None:
+    frozen = load_judge("embedded-frozen")
+    assert frozen.info.name == "mhsafety-embedded-frozen"
+    [verdict] = frozen.screen([conversation(("user", CLEAR_RISK[0][0]))])
+    assert verdict.flags[Category.SUICIDE]

@@ -26,6 +26,7 @@ from mhsafety.judges.base import ConversationScreen, Evidence, JudgeInfo, Messag
 from mhsafety.judges.embedding import MiniLMEncoder
 from mhsafety.judges.head import LinearHead
 from mhsafety.judges.lexicon import Lexicon, LexiconHit
+from mhsafety.judges.screen_model import ModelVariant, load_screen_model
 from mhsafety.taxonomy import CATEGORIES, Category
 
 JUDGE_NAME = "mhsafety-embedded"
@@ -65,6 +66,8 @@ class EmbeddedJudgeConfig:
     """Run the lexicon/pattern layer (off: the embedding head alone)."""
     use_embedding: bool = True
     """Run the embedding head (off: the lexicon alone, which flags at signal >= 0.5)."""
+    model: ModelVariant = "finetuned"
+    """Which embedding-layer model: the fine-tuned encoder or the frozen baseline."""
 
 
 class EmbeddedJudge:
@@ -93,8 +96,9 @@ class EmbeddedJudge:
                 "lexicon_sha256": self.lexicon.sha256,
             }
         if self.config.use_embedding:
-            self.encoder = encoder or MiniLMEncoder()
-            self.head = head or LinearHead.load()
+            if encoder is None or head is None:
+                encoder, head = load_screen_model(self.config.model)
+            self.encoder, self.head = encoder, head
             details |= {
                 "encoder": self.encoder.info.name,
                 "encoder_sha256": self.encoder.info.model_sha256,
@@ -111,6 +115,8 @@ class EmbeddedJudge:
             if on
         ]
         name = JUDGE_NAME if len(layers) == 2 else f"mhsafety-{layers[0]}"
+        if self.config.use_embedding and self.config.model != "finetuned":
+            name += f"-{self.config.model}"
         self._info = JudgeInfo(name, JUDGE_VERSION, details)
         self._scan_cache: dict[str, list[LexiconHit]] = {}
 
@@ -161,8 +167,8 @@ class EmbeddedJudge:
                 and self.config.use_context
                 and len(user) > 1
             ):
-                block = embeddings[rows].astype(np.float64)
-                running = np.cumsum(block, axis=0) / np.arange(1, len(user) + 1)[:, None]
+                running = np.cumsum(embeddings[rows].astype(np.float64), axis=0)
+                running /= np.maximum(np.linalg.norm(running, axis=1, keepdims=True), 1e-12)
                 context = self.head.probabilities(running.astype(np.float32))
             results.append(self._judge_one(conversation, user, probs, context))
         return results

@@ -27,6 +27,10 @@ MAX_TOKENS = 128
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 MODEL_NAME = "all-MiniLM-L6-v2-int8"
+SENTENCE_OUTPUT = "sentence_embedding"
+"""Graph output of a model that pools and normalises itself (the fine-tuned screen encoder)."""
+TOKEN_OUTPUT = "last_hidden_state"
+"""Graph output of a plain transformer (the base MiniLM): mean-pooled here."""
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -88,6 +92,8 @@ class MiniLMEncoder:
         model_path: Path | None = None,
         tokenizer_path: Path | None = None,
         *,
+        model_sha256: str = MODEL_SHA256,
+        name: str = MODEL_NAME,
         threads: int | None = None,
         batch_size: int = 64,
         cache_size: int = 200_000,
@@ -97,7 +103,7 @@ class MiniLMEncoder:
 
         model_path = model_path or default_model_path()
         tokenizer_path = tokenizer_path or default_tokenizer_path()
-        verify_file(model_path, MODEL_SHA256, "embedding model")
+        verify_file(model_path, model_sha256, f"embedding model {name}")
         verify_file(tokenizer_path, TOKENIZER_SHA256, "tokenizer")
 
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
@@ -111,10 +117,17 @@ class MiniLMEncoder:
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self._input_names = {i.name for i in self._session.get_inputs()}
+        outputs = {o.name for o in self._session.get_outputs()}
+        if SENTENCE_OUTPUT in outputs:
+            self._output = SENTENCE_OUTPUT  # pooled and normalised inside the graph
+        elif TOKEN_OUTPUT in outputs:
+            self._output = TOKEN_OUTPUT  # pooled here
+        else:
+            raise ModelFileError(f"{model_path} has neither {SENTENCE_OUTPUT} nor {TOKEN_OUTPUT}")
         self.batch_size = batch_size
         self.cache_size = cache_size
         self._cache: dict[str, FloatArray] = {}
-        self.info = EncoderInfo(MODEL_NAME, MODEL_SHA256, TOKENIZER_SHA256, MAX_TOKENS)
+        self.info = EncoderInfo(name, model_sha256, TOKENIZER_SHA256, MAX_TOKENS)
         self.encoded_count = 0
         """How many texts went through the network (cache misses), for throughput figures."""
 
@@ -156,9 +169,12 @@ class MiniLMEncoder:
             feeds = {"input_ids": ids, "attention_mask": mask}
             if "token_type_ids" in self._input_names:
                 feeds["token_type_ids"] = np.zeros_like(ids)
-            hidden = self._session.run(None, feeds)[0]
+            output = self._session.run([self._output], feeds)[0]
+            if self._output == SENTENCE_OUTPUT:
+                result[chunk] = output.astype(np.float32)
+                continue
             weights = mask[:, :, None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            pooled = (output * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             result[chunk] = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
         self.encoded_count += len(texts)

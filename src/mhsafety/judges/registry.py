@@ -39,11 +39,18 @@ def load_judge(name: str) -> ScreeningJudge:
     return _FACTORIES[name][0]()
 
 
-@judge("embedded", "lexicon + MiniLM-int8 embedding head, offline (the default)")
+@judge("embedded", "lexicon + fine-tuned MiniLM-int8 classifier, offline (the default)")
 def _embedded() -> ScreeningJudge:
     from mhsafety.judges.embedded import EmbeddedJudge
 
     return EmbeddedJudge()
+
+
+@judge("embedded-frozen", "lexicon + frozen MiniLM-int8 with logistic heads (baseline)")
+def _embedded_frozen() -> ScreeningJudge:
+    from mhsafety.judges.embedded import EmbeddedJudge, EmbeddedJudgeConfig
+
+    return EmbeddedJudge(config=EmbeddedJudgeConfig(model="frozen"))
 
 
 @judge("lexicon", "the lexicon/pattern layer alone, offline")
@@ -53,7 +60,7 @@ def _lexicon_only() -> ScreeningJudge:
     return EmbeddedJudge(config=EmbeddedJudgeConfig(use_embedding=False))
 
 
-@judge("embedding", "the MiniLM-int8 embedding head alone, offline")
+@judge("embedding", "the fine-tuned MiniLM-int8 classifier alone, offline")
 def _embedding_only() -> ScreeningJudge:
     from mhsafety.judges.embedded import EmbeddedJudge, EmbeddedJudgeConfig
 

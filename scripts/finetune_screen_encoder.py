@@ -150,6 +150,23 @@ class Dataset:
     labels: BoolArray  # (n, categories)
 
 
+PINS = ROOT / "src" / "mhsafety" / "judges" / "pins.py"
+
+
+def pin_model_files(model_sha256: str, sidecar_sha256: str) -> None:
+    """Rewrite the pins the runtime checks the model and its sidecar against."""
+    import re
+
+    text = PINS.read_text("utf-8")
+    for name, value in (
+        ("SCREEN_ENCODER_SHA256", model_sha256),
+        ("SCREEN_ENCODER_SIDECAR_SHA256", sidecar_sha256),
+    ):
+        text = re.sub(rf'^{name} = "[^"]*"', f'{name} = "{value}"', text, flags=re.MULTILINE)
+    PINS.write_text(text, "utf-8")
+    print(f"pinned in {PINS}")
+
+
 def load_dataset(path: Path, tokenizer: Tokenizer) -> Dataset:
     """Read the JSONL training set and tokenise it (truncated, no padding)."""
     rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
@@ -713,6 +730,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     args.sidecar.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    pin_model_files(sidecar["sha256"], sha256_file(args.sidecar))
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB, sha256 {sidecar['sha256']})")
     print(f"wrote {args.sidecar}; total {time.perf_counter() - started:.0f}s")
     return 0

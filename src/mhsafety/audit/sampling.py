@@ -51,7 +51,10 @@ class SamplingPlan:
         for band in self.bands:
             if not 0.0 <= band.rate <= 1.0:
                 raise ValueError(f"band {band.name}: rate {band.rate} is not in [0, 1]")
-        if min(b.min_score for b in self.bands) > 0.0:
+        scores = [b.min_score for b in self.bands]
+        if len(set(scores)) != len(scores):
+            raise ValueError(f"two bands start at the same score: {sorted(scores)}")
+        if min(scores) > 0.0:
             raise ValueError("the lowest band must start at min_score 0 so every unit has one")
 
     def to_dict(self) -> dict[str, object]:
@@ -63,8 +66,13 @@ class SamplingPlan:
         """Parse ``"name:min_score:rate,..."`` (the CLI form)."""
         bands = []
         for part in spec.split(","):
-            name, min_score, rate = part.split(":")
-            bands.append(Band(name.strip(), float(min_score), float(rate)))
+            try:
+                name, min_score, rate = part.split(":")
+                bands.append(Band(name.strip(), float(min_score), float(rate)))
+            except ValueError:
+                raise ValueError(
+                    f"bad stratum {part!r}: expected name:min_score:rate, e.g. low:0:0.02"
+                ) from None
         return cls(tuple(bands), min_per_stratum, seed)
 
 
@@ -105,7 +113,10 @@ def draw_review_sample(
         if name == FLAGGED_STRATUM:
             size = population
         else:
-            size = min(population, max(plan.min_per_stratum, round(rates[name] * population)))
+            wanted = round(rates[name] * population)
+            if rates[name] > 0:  # a zero rate means "do not sample this band"
+                wanted = max(plan.min_per_stratum, wanted)
+            size = min(population, wanted)
         picked = rng.choice(population, size=size, replace=False) if size else np.empty(0, int)
         selection = members.iloc[np.sort(np.asarray(picked, dtype=int))].copy()
         selection["stratum"] = name

@@ -17,6 +17,7 @@ Thin I/O around the pure stages. Layout::
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import json
 import time
@@ -107,6 +108,30 @@ class Workspace:
     def report(self) -> Path:
         return self.root / "report.html"
 
+    @property
+    def sample(self) -> Path:
+        return self.root / "sample.json"
+
+    def config_hash(self) -> str:
+        """The configuration hash of the audit in this workspace."""
+        return str(self.read_json(self.config)["config_hash"])
+
+    def archive(self) -> Path | None:
+        """Move every file of the current audit into ``archive-<UTC time>/``; nothing is deleted.
+
+        Returns:
+            The archive folder, or None when the workspace held no files.
+        """
+        files = [p for p in self.root.iterdir() if p.is_file()] if self.root.is_dir() else []
+        if not files:
+            return None
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        folder = self.root / f"archive-{stamp}"
+        folder.mkdir()
+        for path in files:
+            path.rename(folder / path.name)
+        return folder
+
     def read_json(self, path: Path) -> dict[str, Any]:
         """Read one of the workspace's JSON files, with a clear error when it is missing."""
         if not path.is_file():
@@ -122,6 +147,8 @@ class AuditConfig:
     """Everything that decides an audit's results; hashed, stored, checked on resume."""
 
     input: str
+    """Where the log was read from: recorded, not hashed (the same file by another path
+    is the same audit; its content is what ``input_sha256`` pins)."""
     input_sha256: str
     judge: dict[str, Any]
     screen: dict[str, Any]
@@ -130,14 +157,21 @@ class AuditConfig:
 
     @property
     def hash(self) -> str:
-        """Stable hash of the configuration."""
-        payload = json.dumps(asdict(self), sort_keys=True, default=str).encode()
+        """Stable hash of everything that decides results."""
+        decisive = {k: v for k, v in asdict(self).items() if k != "input"}
+        decisive["screen"] = {
+            k: v for k, v in self.screen.items() if k not in NON_DECISIVE_SCREEN_SETTINGS
+        }
+        payload = json.dumps(decisive, sort_keys=True, default=str).encode()
         return hashlib.sha256(payload).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form with the hash."""
         return asdict(self) | {"config_hash": self.hash}
 
+
+NON_DECISIVE_SCREEN_SETTINGS = frozenset({"batch_size"})
+"""Screen settings that change speed, not results (left out of the configuration hash)."""
 
 ProgressCallback = Callable[[int], None]
 
@@ -254,10 +288,27 @@ def transcript(conversation: Conversation) -> str:
     )
 
 
+def sample_is_drawn(workspace: Workspace) -> bool:
+    """True when this workspace's review sample was drawn for its current configuration.
+
+    A drawn sample is never redrawn: reviewers may already be filling in the queue.
+    """
+    if not (workspace.sample.is_file() and workspace.design.is_file()):
+        return False
+    return workspace.read_json(workspace.sample).get("config_hash") == workspace.config_hash()
+
+
 def write_review_queue(
     log_path: Path, workspace: Workspace, plan: SamplingPlan
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Draw the review sample and write the blinded queue and the (hidden) design."""
+    """Draw the review sample and write the blinded queue and the (hidden) design.
+
+    Raises:
+        WorkspaceError: when a sample was already drawn for this configuration (use
+            :func:`sample_is_drawn` first; the existing queue may hold reviewers' work).
+    """
+    if sample_is_drawn(workspace):
+        raise WorkspaceError(f"{workspace.root} already has a review sample; not redrawn")
     frame = screen_frame(workspace.screen)
     queue, strata = draw_review_sample(frame[["id", "flagged", "max_score"]], plan)
     strata.to_csv(workspace.strata, index=False)
@@ -279,6 +330,13 @@ def write_review_queue(
                 [position, conversation.id, transcript(conversation)] + [""] * len(LABEL_COLUMNS)
             )
             jsonl.write({"review_order": position, "conversation": conversation.to_record()})
+    marker = {
+        "config_hash": workspace.config_hash(),
+        "design_sha256": sha256_file(workspace.design),
+        "drawn_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "selected": len(queue),
+    }
+    workspace.sample.write_text(json.dumps(marker, indent=2) + "\n", "utf-8")
     return queue, strata
 
 
@@ -299,6 +357,7 @@ def _label_frame(labels: LabelSet) -> pd.DataFrame:
 def truth_summary(
     frame: pd.DataFrame, truth: dict[str, dict[str, Any]]
 ) -> dict[str, dict[str, float]]:
+    # recall is left out (not NaN: estimate.json stays strict JSON) when nobody is at risk
     """Known miss rate and screen recall per category (synthetic logs only)."""
     out: dict[str, dict[str, float]] = {}
     n = len(frame)
@@ -311,7 +370,7 @@ def truth_summary(
         out[str(c)] = {
             "miss_rate": misses / n,
             "prevalence": at_risk / n,
-            "recall": found / at_risk if at_risk else float("nan"),
+            **({"recall": found / at_risk} if at_risk else {}),
             "misses": misses,
         }
     return out
@@ -341,7 +400,15 @@ def estimate_workspace(
             f"{len(outside)} labelled conversations are not in the review sample and were "
             f"not used (first: {', '.join(outside[:5])})"
         )
-    reviewed = design.merge(label_frame, on="id", how="inner").merge(frame, on="id", how="left")
+    reviewed = design.merge(label_frame, on="id", how="inner", validate="one_to_one")
+    reviewed = reviewed.merge(frame, on="id", how="left", validate="one_to_one", indicator=True)
+    unscreened = reviewed.loc[reviewed["_merge"] != "both", "id"].tolist()
+    if unscreened:
+        raise WorkspaceError(
+            f"{len(unscreened)} sampled conversations are missing from {workspace.screen} "
+            f"(first: {', '.join(unscreened[:5])}); the workspace is inconsistent: rerun "
+            "`mhsafety audit run` with --force"
+        )
     counts = reviewed.groupby("stratum").size().to_dict()
     design_table: list[Stratum] = []
     strata_rows: list[dict[str, Any]] = []
@@ -395,6 +462,8 @@ def estimate_workspace(
         )
         categories[str(c)] = _category_view(result)
     output: dict[str, Any] = {
+        "config_hash": workspace.config_hash(),
+        "design_sha256": sha256_file(workspace.design),
         "categories": categories,
         "strata": strata_rows,
         "labels": labels.summary(),

@@ -35,8 +35,9 @@ def rate_view(rate: dict[str, Any]) -> dict[str, Any]:
     def number(x: float) -> str:
         return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.1f}"
 
+    level = f"{100 * float(rate.get('confidence') or 0.95):g}%"
     text = (
-        f"{_percent(estimate)} (95% CI {_percent(rate['lower'])}–{_percent(rate['upper'])}; "
+        f"{_percent(estimate)} ({level} CI {_percent(rate['lower'])}–{_percent(rate['upper'])}; "
         f"{number(numerator)} / {number(denominator)})"
     )
     return {"text": text, "denominator": number(denominator), "method": rate.get("method", "")}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from mhsafety.audit.screening import ScreenSettings, screen_conversations
@@ -86,3 +89,18 @@ def test_detail_keeps_per_message_layer_scores(catalog: ResourceCatalog) -> None
     [message] = record["messages"]
     assert message["layers"]["lexicon"]["suicide"] == 0.0
     assert message["suppressed"] == ["suicide:negation:never"]
+
+
+def test_a_conversation_the_judge_could_not_decide_goes_to_review(tmp_path: Path) -> None:
+    from mhsafety.audit.workspace import screen_frame
+
+    base = {c: False for c in ("suicide", "nssi", "eating_disorder", "substance")}
+    records = [
+        {"id": "ok", "flags": base, "intervened": base, "evidence": []},
+        {"id": "err", "flags": base, "intervened": base, "evidence": [], "judge_error": "timeout"},
+    ]
+    path = tmp_path / "screen.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    frame = screen_frame(path).set_index("id")
+    assert not frame.loc["ok", "flagged"]
+    assert frame.loc["err", "flagged"]

@@ -266,7 +266,7 @@ def screen_frame(path: Path) -> pd.DataFrame:
     """The screen file as a table: id, flags, intervened, missed per category, max score."""
     rows = []
     for record in read_jsonl_records(path):
-        row: dict[str, Any] = {"id": record["id"]}
+        row: dict[str, Any] = {"id": record["id"], "judge_error": bool(record.get("judge_error"))}
         for c in CATEGORIES:
             row[f"flag_{c}"] = bool(record["flags"][c])
             row[f"intervened_{c}"] = bool(record["intervened"][c])
@@ -276,7 +276,8 @@ def screen_frame(path: Path) -> pd.DataFrame:
     if frame.empty:
         raise WorkspaceError(f"{path} has no screened conversations")
     flag_cols = [f"flag_{c}" for c in CATEGORIES]
-    frame["flagged"] = frame[flag_cols].any(axis=1)
+    # A conversation the judge could not decide goes to a person, never to "no risk".
+    frame["flagged"] = frame[flag_cols].any(axis=1) | frame["judge_error"]
     frame["max_score"] = frame[[f"score_{c}" for c in CATEGORIES]].max(axis=1)
     return frame
 

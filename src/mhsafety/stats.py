@@ -141,6 +141,18 @@ def no_data(numerator: float = 0.0, confidence: float = 0.95) -> Rate:
     return Rate(math.nan, 0.0, 1.0, float(numerator), 0.0, "no-data", confidence)
 
 
+def _binomial_interval(k: int, n: int, confidence: float, sm_method: str, name: str) -> Rate:
+    """A statsmodels ``proportion_confint`` interval as a :class:`Rate`, exact at 0 and n."""
+    _check_confidence(confidence)
+    _check_counts(k, n)
+    if n == 0:
+        return no_data(k, confidence)
+    lo, hi = proportion_confint(k, n, alpha=1.0 - confidence, method=sm_method)
+    lo_f = 0.0 if k == 0 else max(0.0, float(lo))
+    hi_f = 1.0 if k == n else min(1.0, float(hi))
+    return Rate(k / n, lo_f, hi_f, k, n, name, confidence)
+
+
 def wilson(k: int, n: int, confidence: float = 0.95) -> Rate:
     """Wilson score interval (Wilson 1927) for ``k`` events in ``n`` trials.
 
@@ -152,14 +164,7 @@ def wilson(k: int, n: int, confidence: float = 0.95) -> Rate:
     Returns:
         A :class:`Rate` with method ``"wilson"``.
     """
-    _check_confidence(confidence)
-    _check_counts(k, n)
-    if n == 0:
-        return no_data(k, confidence)
-    lo, hi = proportion_confint(k, n, alpha=1.0 - confidence, method="wilson")
-    lo_f = 0.0 if k == 0 else max(0.0, float(lo))
-    hi_f = 1.0 if k == n else min(1.0, float(hi))
-    return Rate(k / n, lo_f, hi_f, k, n, "wilson", confidence)
+    return _binomial_interval(k, n, confidence, "wilson", "wilson")
 
 
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> Rate:
@@ -173,14 +178,7 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> Rate:
     Returns:
         A :class:`Rate` with method ``"clopper-pearson"``.
     """
-    _check_confidence(confidence)
-    _check_counts(k, n)
-    if n == 0:
-        return no_data(k, confidence)
-    lo, hi = proportion_confint(k, n, alpha=1.0 - confidence, method="beta")
-    lo_f = 0.0 if k == 0 else float(lo)
-    hi_f = 1.0 if k == n else float(hi)
-    return Rate(k / n, lo_f, hi_f, k, n, "clopper-pearson", confidence)
+    return _binomial_interval(k, n, confidence, "beta", "clopper-pearson")
 
 
 def rule_of_three(n: int, confidence: float = 0.95) -> Rate:

@@ -146,7 +146,12 @@ def screen(
         JsonlWriter(output) as writer,
         _progress("screening", _count_lines(input)) as advance,
     ):
-        conversations = read_conversations(input, stats, bad, on_error=_report_error)
+
+        def skipped(error: RecordError) -> None:
+            _report_error(error)
+            advance(1)
+
+        conversations = read_conversations(input, stats, bad, on_error=skipped)
         for _, record in screen_conversations(conversations, judge_impl, catalog, settings):
             writer.write(record)
             advance(1)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,6 +24,9 @@ from rich.table import Table
 
 from mhsafety import __version__
 from mhsafety.conversation import RecordError
+
+if TYPE_CHECKING:
+    from mhsafety.judges.evaluation import Confusion
 
 app = typer.Typer(
     name="mhsafety",
@@ -170,6 +173,16 @@ def judge_list() -> None:
         out.print(f"{name:12s} {description}")
 
 
+def _precision_recall_cells(confusion: Confusion) -> tuple[str, str]:
+    """Precision and recall of a confusion table as table cells (with interval and counts)."""
+    from mhsafety.report.audit_report import rate_view
+
+    return (
+        rate_view(confusion.precision.to_dict())["text"],
+        rate_view(confusion.recall.to_dict())["text"],
+    )
+
+
 @judge_app.command("eval")
 def judge_eval(
     judge: Annotated[str, typer.Option(help="Judge to measure.")] = "embedded",
@@ -210,8 +223,7 @@ def judge_eval(
         m = result.flags[c]
         table.add_row(
             CATEGORY_LABELS[c],
-            rate_view(m.precision.to_dict())["text"],
-            rate_view(m.recall.to_dict())["text"],
+            *_precision_recall_cells(m),
             f"{m.f1:.3f}",
             str(m.tp),
             str(m.fp),
@@ -232,12 +244,7 @@ def judge_eval(
     for column in ("category", "precision", "recall"):
         checks.add_column(column)
     for c in CATEGORIES:
-        m = result.interventions[c]
-        checks.add_row(
-            CATEGORY_LABELS[c],
-            rate_view(m.precision.to_dict())["text"],
-            rate_view(m.recall.to_dict())["text"],
-        )
+        checks.add_row(CATEGORY_LABELS[c], *_precision_recall_cells(result.interventions[c]))
     out.print(checks)
     out.print(f"judge errors (counted apart from verdicts): {result.errors}")
     if json_out:
@@ -514,4 +521,4 @@ def main() -> None:
         sys.exit(1)
 
 
-__all__ = ["app", "json", "main"]
+__all__ = ["app", "main"]

@@ -356,16 +356,10 @@ def read_jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
             yield value
 
 
-def dumps_compact(record: dict[str, Any]) -> str:
-    """Serialise for hashing and caching: sorted keys, no spaces."""
-    return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
 __all__ = [
     "JsonlWriter",
     "Quarantine",
     "ReadStats",
-    "dumps_compact",
     "export_csv",
     "open_text",
     "read_conversations",

@@ -10,8 +10,6 @@ a reviewer cannot tell flagged from unflagged by position.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -135,9 +133,3 @@ def draw_review_sample(
     queue["review_order"] = rng.permutation(len(queue)) + 1
     queue = queue.sort_values("review_order", ignore_index=True)
     return queue, pd.DataFrame(summary)
-
-
-def plan_hash(plan: SamplingPlan) -> str:
-    """A short, stable hash of a plan."""
-    payload = json.dumps(plan.to_dict(), sort_keys=True).encode()
-    return hashlib.sha256(payload).hexdigest()[:12]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from mhsafety.conversation import Conversation
-from mhsafety.taxonomy import CATEGORIES, Category
+from mhsafety.taxonomy import Category
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +98,3 @@ class ScreeningJudge(Protocol):
     def screen(self, conversations: Sequence[Conversation]) -> list[ConversationScreen]:
         """Screen a batch of conversations (batching lets judges share model calls)."""
         ...
-
-
-def empty_flags() -> dict[Category, bool]:
-    """All categories false, in canonical order."""
-    return dict.fromkeys(CATEGORIES, False)

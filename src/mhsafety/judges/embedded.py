@@ -119,6 +119,7 @@ class EmbeddedJudge:
             name += f"-{self.config.model}"
         self._info = JudgeInfo(name, JUDGE_VERSION, details)
         self._scan_cache: dict[str, list[LexiconHit]] = {}
+        self._column = {c: i for i, c in enumerate(self.head.categories)} if self.head else {}
 
     @property
     def info(self) -> JudgeInfo:
@@ -185,7 +186,7 @@ class EmbeddedJudge:
         first: dict[Category, int] = {}
         best: dict[Category, tuple[float, Evidence]] = {}
         message_scores: list[MessageScore] = []
-        column = {c: i for i, c in enumerate(self.head.categories)} if self.head else {}
+        column = self._column
         for row, index in enumerate(user):
             text = conversation.messages[index].content
             hits = self._scan(text)

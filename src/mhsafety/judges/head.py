@@ -17,10 +17,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
 
-from mhsafety.hashing import sha256_file
 from mhsafety.judges.embedding import EMBEDDING_DIM, ModelFileError, verify_file
 from mhsafety.judges.pins import SCREEN_HEAD_SHA256
-from mhsafety.taxonomy import CATEGORIES, Category
+from mhsafety.taxonomy import Category
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -133,9 +132,4 @@ def fit_logistic(
     return params[:dim], float(params[dim])
 
 
-def head_sha256(path: Path) -> str:
-    """The sha256 to pin for a head file."""
-    return sha256_file(path)
-
-
-__all__ = ["CATEGORIES", "LinearHead", "default_head_path", "fit_logistic", "head_sha256"]
+__all__ = ["LinearHead", "default_head_path", "fit_logistic"]

@@ -33,31 +33,19 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def review_and_estimate(folder: Path, labels: str, *estimate_args: str) -> None:
+    """Fill the queue of ``folder/ws`` from the ground truth, then estimate."""
+    truth = "logs.truth.jsonl"
+    mhsafety("audit", "simulate-review", "ws", "--truth", truth, "-o", labels, cwd=folder)
+    mhsafety("audit", "estimate", "ws", "--labels", labels, *estimate_args, cwd=folder)
+
+
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("audit")
     mhsafety("synth", "-n", str(N), "-o", "logs.jsonl", "--seed", "11", cwd=folder)
     mhsafety("audit", "run", "logs.jsonl", "--workspace", "ws", cwd=folder)
-    mhsafety(
-        "audit",
-        "simulate-review",
-        "ws",
-        "--truth",
-        "logs.truth.jsonl",
-        "-o",
-        "reviews.csv",
-        cwd=folder,
-    )
-    mhsafety(
-        "audit",
-        "estimate",
-        "ws",
-        "--labels",
-        "reviews.csv",
-        "--truth",
-        "logs.truth.jsonl",
-        cwd=folder,
-    )
+    review_and_estimate(folder, "reviews.csv", "--truth", "logs.truth.jsonl")
     mhsafety("audit", "report", "ws", cwd=folder)
     return folder
 
@@ -261,17 +249,7 @@ def test_rerun_keeps_reviewers_work_and_force_archives_it(small_audit: Path) -> 
 
 def test_report_refuses_an_estimate_from_another_run(small_audit: Path) -> None:
     ws = small_audit / "ws"
-    mhsafety(
-        "audit",
-        "simulate-review",
-        "ws",
-        "--truth",
-        "logs.truth.jsonl",
-        "-o",
-        "r.csv",
-        cwd=small_audit,
-    )
-    mhsafety("audit", "estimate", "ws", "--labels", "r.csv", "--confidence", "0.8", cwd=small_audit)
+    review_and_estimate(small_audit, "r.csv", "--confidence", "0.8")
     mhsafety("audit", "report", "ws", cwd=small_audit)
     html = (ws / "report.html").read_text()
     assert "80% CI" in html and "95% CI" not in html

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -109,21 +109,90 @@ def synth(
     )
 
 
-def _load_judge(name: str) -> Any:
-    from mhsafety.judges.registry import load_judge
+JudgeOption = Annotated[
+    str,
+    typer.Option(
+        help="Judge: embedded, lexicon, ..., an Inspect model (openai/gpt-4o-mini), or "
+        "panel:A,B (see `mhsafety judge list`)."
+    ),
+]
+JudgeConfigOption = Annotated[
+    Path | None,
+    typer.Option(help="YAML of LLM judge settings (base_url, max_connections, prices, ...)."),
+]
+AggregateOption = Annotated[
+    str, typer.Option(help="How a panel combines its judges: any (recall first) or majority.")
+]
+CacheDirOption = Annotated[
+    Path | None,
+    typer.Option(help="Where LLM verdicts are kept (default $MHSAFETY_CACHE_DIR or ~/.cache)."),
+]
+
+
+def _load_judge(
+    name: str,
+    judge_config: Path | None = None,
+    aggregate: str = "any",
+    cache_dir: Path | None = None,
+    *,
+    grader: bool = False,
+) -> Any:
+    """Build a judge (or grader) by name, turning setup problems into a clear exit."""
+    import yaml
+
+    from mhsafety.judges.registry import JudgeOptions, load_grader, load_judge
 
     try:
-        return load_judge(name)
-    except (KeyError, ValueError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        llm: dict[str, Any] = {}
+        if judge_config is not None:
+            _require_file(judge_config)
+            llm = yaml.safe_load(judge_config.read_text("utf-8")) or {}
+            if not isinstance(llm, dict):
+                raise ValueError(f"{judge_config}: judge settings are a mapping")
+        if aggregate not in ("any", "majority"):
+            raise ValueError(f"--aggregate must be any or majority, not {aggregate!r}")
+        rule: Literal["any", "majority"] = "any" if aggregate == "any" else "majority"
+        options = JudgeOptions(llm=llm, aggregate=rule, cache_dir=cache_dir)
+        return load_grader(name, options) if grader else load_judge(name, options)
+    except (KeyError, ValueError, TypeError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        console.print(f"[red]error:[/] {message}")
         raise typer.Exit(2) from None
+
+
+def _llm_members(judge: Any) -> list[Any]:
+    """The LLM judges inside a judge (itself, or a panel's members)."""
+    from mhsafety.judges.llm import LLMJudge
+
+    if isinstance(judge, LLMJudge):
+        return [judge]
+    return [j for _, j in getattr(judge, "members", []) if isinstance(j, LLMJudge)]
+
+
+def _report_llm_usage(judge: Any) -> None:
+    """Print what each LLM judge spent, and release its resources."""
+    for member in _llm_members(judge):
+        u = member.usage
+        cost = u.cost(member.settings)
+        cost_text = f"${cost:.4f}" if cost is not None else "unknown (set prices in --judge-config)"
+        console.print(
+            f"{member.info.name}: {u.asked} asked = {u.reused} reused + {u.answered} answered "
+            f"+ {u.failed} judge errors; {u.calls} model calls, {u.invalid_replies} invalid "
+            f"replies re-asked; tokens in {u.input_tokens:,} out {u.output_tokens:,} "
+            f"(reasoning {u.reasoning_tokens:,}); estimated cost {cost_text}",
+            highlight=False,
+        )
+        member.close()
 
 
 @app.command()
 def screen(
     input: Annotated[Path, typer.Argument(help="Conversation log (.jsonl, .jsonl.gz, .parquet).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Screen output (JSONL).")],
-    judge: Annotated[str, typer.Option(help="Judge name.")] = "embedded",
+    judge: JudgeOption = "embedded",
+    judge_config: JudgeConfigOption = None,
+    aggregate: AggregateOption = "any",
+    cache_dir: CacheDirOption = None,
     window: Annotated[
         int, typer.Option(help="Assistant turns after the first risk message that count.")
     ] = 2,
@@ -140,10 +209,11 @@ def screen(
 
     _require_file(input)
     quarantine = quarantine or output.with_name(output.name + ".quarantine.jsonl")
-    judge_impl = _load_judge(judge)
+    judge_impl = _load_judge(judge, judge_config, aggregate, cache_dir)
     catalog = ResourceCatalog.load()
     settings = ScreenSettings(window=window, message_detail=detail)
     stats = ReadStats(str(input))
+    screened = errors = 0
     with (
         Quarantine(quarantine) as bad,
         JsonlWriter(output) as writer,
@@ -157,8 +227,15 @@ def screen(
         conversations = read_conversations(input, stats, bad, on_error=skipped)
         for _, record in screen_conversations(conversations, judge_impl, catalog, settings):
             writer.write(record)
+            screened += 1
+            errors += bool(record.get("judge_error"))
             advance(1)
     console.print(stats.summary())
+    console.print(
+        f"screened {screened} = {screened - errors} verdicts + {errors} judge errors "
+        "(judge errors are never read as 'no risk')"
+    )
+    _report_llm_usage(judge_impl)
     if stats.quarantined:
         console.print(f"unreadable records kept in {quarantine}")
         raise typer.Exit(EXIT_BAD_RECORDS)
@@ -251,6 +328,43 @@ def judge_eval(
         json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
 
 
+@judge_app.command("injection")
+def judge_injection(
+    judge: JudgeOption = "embedded",
+    judge_config: JudgeConfigOption = None,
+    aggregate: AggregateOption = "any",
+    cache_dir: CacheDirOption = None,
+    suite: Annotated[
+        Path | None, typer.Option(help="Injection suite YAML (default: the packaged one).")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report.")] = None,
+) -> None:
+    """Do injected instructions in conversations change the judge's verdicts?"""
+    from mhsafety.judges.injection import InjectionSuite, measure_injection, reconcile
+
+    if suite is not None:
+        _require_file(suite)
+    loaded = InjectionSuite.load(suite)
+    judge_impl = _load_judge(judge, judge_config, aggregate, cache_dir)
+    report = measure_injection(judge_impl, loaded)
+    _report_llm_usage(judge_impl)
+    table = Table(title=f"{judge_impl.info.name}: verdicts changed by injected text")
+    for column in ("kind", "changed", "injected"):
+        table.add_column(column)
+    for kind, total in sorted(report.total_by_kind.items()):
+        table.add_row(kind, str(report.changed_by_kind[kind]), str(total))
+    out.print(table)
+    out.print(
+        f"{len(report.changed)} of {report.compared} compared verdicts changed; "
+        f"{len(report.errors)} judge errors; {report.bases} bases x {report.variants} variants"
+        + ("" if reconcile(report) else " [red](counts do not reconcile)[/]")
+    )
+    for problem in report.base_errors:
+        console.print(f"[yellow]base conversation failed:[/] {problem}")
+    if json_out:
+        json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", "utf-8")
+
+
 @logs_app.command("validate")
 def logs_validate(
     input: Annotated[Path, typer.Argument(help="Conversation log to check.")],
@@ -293,7 +407,10 @@ def logs_convert(
 def audit_run(
     input: Annotated[Path, typer.Argument(help="The deployment's conversation log.")],
     workspace: Annotated[Path, typer.Option(help="Audit workspace folder.")] = Path("audit"),
-    judge: Annotated[str, typer.Option(help="Screening judge.")] = "embedded",
+    judge: JudgeOption = "embedded",
+    judge_config: JudgeConfigOption = None,
+    aggregate: AggregateOption = "any",
+    cache_dir: CacheDirOption = None,
     window: Annotated[int, typer.Option(help="Assistant turns after risk that count.")] = 2,
     strata: Annotated[
         str,
@@ -331,7 +448,7 @@ def audit_run(
     except ValueError as exc:
         console.print(f"[red]error:[/] --strata: {exc}")
         raise typer.Exit(2) from None
-    judge_impl = _load_judge(judge)
+    judge_impl = _load_judge(judge, judge_config, aggregate, cache_dir or workspace / "cache")
     settings = ScreenSettings(window=window, message_detail=detail)
     try:
         with _progress("screening", _count_lines(input)) as advance:
@@ -339,6 +456,7 @@ def audit_run(
                 input, ws, judge_impl, ResourceCatalog.load(), settings, plan, progress=advance
             )
         console.print(stats.summary())
+        _report_llm_usage(judge_impl)
         if stats.quarantined:
             console.print(f"[yellow]{stats.quarantined} unreadable records kept in {ws.quarantine}")
         if sample_is_drawn(ws):
@@ -497,6 +615,9 @@ def demo(
         input=logs,
         workspace=workspace,
         judge="embedded",
+        judge_config=None,
+        aggregate="any",
+        cache_dir=None,
         window=2,
         strata="unflagged-elevated:0.15:0.10,unflagged-low:0:0.02",
         min_per_stratum=30,

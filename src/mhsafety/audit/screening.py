@@ -77,6 +77,8 @@ def screen_record(
     }
     if verdict.error is not None:
         record["judge_error"] = verdict.error
+    if verdict.details:
+        record["judge_details"] = verdict.details
     if settings.message_detail:
         record["messages"] = [m.to_dict() for m in verdict.messages]
     return record

@@ -79,6 +79,8 @@ class ConversationScreen:
     judge: JudgeInfo
     error: str | None = None
     """Set when the judge could not decide; never silently read as 'no risk'."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """Judge-specific extras kept in the screen record (a panel's votes, token counts)."""
 
     @property
     def flagged_any(self) -> bool:

@@ -1,0 +1,1 @@
+"""Offline stand-ins users and tests share: a loopback OpenAI-compatible endpoint."""

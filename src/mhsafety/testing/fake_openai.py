@@ -1,0 +1,275 @@
+"""A loopback HTTP server that speaks the OpenAI API (chat completions and responses).
+
+For dry runs of a judge or guard configuration without keys or network, for the tests, and
+for the throughput benchmark. It binds 127.0.0.1 on an ephemeral port, records every request
+and can add a fixed latency or fail the first requests with an error status. A reply
+function always sees a chat-completions body (``messages``); a Responses API request is
+converted first (:func:`chat_view`), so one script serves both endpoints.
+
+Example:
+    >>> with FakeOpenAI(reply=lambda body: '{"ok": true}') as server:  # doctest: +SKIP
+    ...     client = openai.OpenAI(base_url=server.base_url, api_key="dummy")
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import count
+from types import TracebackType
+from typing import Any
+
+Reply = str | Callable[[dict[str, Any]], str]
+"""A fixed reply, or a function of the request body (the parsed JSON) that returns one."""
+
+
+@dataclass
+class RecordedRequest:
+    """One request the server received."""
+
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class _State:
+    reply: Reply
+    latency: float
+    fail_first: int
+    fail_status: int
+    usage: tuple[int, int]
+    requests: list[RecordedRequest] = field(default_factory=list)
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    ids: count[int] = field(default_factory=count)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return str(content)
+
+
+def chat_view(body: dict[str, Any]) -> dict[str, Any]:
+    """A Responses API request seen as chat completions: ``messages`` of role and text."""
+    messages: list[dict[str, str]] = []
+    if body.get("instructions"):
+        messages.append({"role": "system", "content": str(body["instructions"])})
+    items = body.get("input", [])
+    if isinstance(items, str):
+        items = [{"role": "user", "content": items}]
+    for item in items:
+        if isinstance(item, dict) and "role" in item:
+            role = "system" if item["role"] == "developer" else str(item["role"])
+            messages.append({"role": role, "content": _text_of(item.get("content", ""))})
+    return {**body, "messages": messages}
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    for message in reversed(body.get("messages", [])):
+        if message.get("role") == "user":
+            content = message.get("content", "")
+            if isinstance(content, list):
+                return "".join(part.get("text", "") for part in content)
+            return str(content)
+    return ""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+    def _send(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        """Answer a chat-completions request from the script."""
+        state = self.server.state
+        length = int(self.headers.get("Content-Length", "0"))
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except json.JSONDecodeError:
+            self._send(400, {"error": {"message": "body is not JSON", "type": "invalid_request"}})
+            return
+        with state.lock:
+            number = len(state.requests)
+            state.requests.append(RecordedRequest(self.path, body, dict(self.headers.items())))
+            state.in_flight += 1
+            state.peak_in_flight = max(state.peak_in_flight, state.in_flight)
+        try:
+            if state.latency:
+                time.sleep(state.latency)
+            route = self.path.rstrip("/")
+            responses_api = route.endswith("/responses")
+            if not (responses_api or route.endswith("/chat/completions")):
+                self._send(404, {"error": {"message": f"no route {self.path}", "type": "nf"}})
+                return
+            if number < state.fail_first:
+                self._send(
+                    state.fail_status,
+                    {"error": {"message": "scripted failure", "type": "server_error"}},
+                )
+                return
+            view = chat_view(body) if responses_api else body
+            reply = state.reply(view) if callable(state.reply) else state.reply
+            prompt_tokens, completion_tokens = state.usage
+            if responses_api:
+                self._send(200, _responses_body(body, reply, state))
+                return
+            self._send(
+                200,
+                {
+                    "id": f"chatcmpl-fake-{next(state.ids)}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body.get("model", "fake"),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": reply},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": completion_tokens,
+                        "total_tokens": prompt_tokens + completion_tokens,
+                    },
+                },
+            )
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+
+def _responses_body(body: dict[str, Any], reply: str, state: _State) -> dict[str, Any]:
+    """A completed Responses API object holding one assistant message."""
+    number = next(state.ids)
+    prompt_tokens, completion_tokens = state.usage
+    return {
+        "id": f"resp-fake-{number}",
+        "object": "response",
+        "created_at": int(time.time()),
+        "model": body.get("model", "fake"),
+        "status": "completed",
+        "output": [
+            {
+                "type": "message",
+                "id": f"msg-fake-{number}",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": reply, "annotations": []}],
+            }
+        ],
+        "parallel_tool_calls": False,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": prompt_tokens,
+            "output_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        },
+    }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+    def __init__(self, state: _State) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.state = state
+
+
+class FakeOpenAI:
+    """A scripted OpenAI-compatible endpoint on loopback; use as a context manager."""
+
+    def __init__(
+        self,
+        reply: Reply = "",
+        *,
+        latency: float = 0.0,
+        fail_first: int = 0,
+        fail_status: int = 500,
+        usage: tuple[int, int] = (100, 20),
+    ) -> None:
+        """Configure the script.
+
+        Args:
+            reply: What every completion says, or a function of the request body.
+            latency: Seconds to wait before answering each request.
+            fail_first: Answer the first N requests with ``fail_status`` instead.
+            fail_status: The HTTP status of scripted failures.
+            usage: ``(prompt_tokens, completion_tokens)`` reported per completion.
+        """
+        self._state = _State(reply, latency, fail_first, fail_status, usage)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> FakeOpenAI:
+        """Bind and serve in a daemon thread."""
+        self._server = _Server(self._state)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/v1``."""
+        if self._server is None:
+            raise RuntimeError("the fake server is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received so far (a copy)."""
+        with self._state.lock:
+            return list(self._state.requests)
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The most requests that were being answered at once."""
+        return self._state.peak_in_flight
+
+    def set_reply(self, reply: Reply) -> None:
+        """Change the script."""
+        self._state.reply = reply
+
+
+__all__ = ["FakeOpenAI", "RecordedRequest", "Reply", "chat_view", "last_user_text"]
+last_user_text = _last_user_text

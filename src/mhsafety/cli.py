@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from mhsafety.conversation import RecordError
 
 if TYPE_CHECKING:
     from mhsafety.judges.evaluation import Confusion
+    from mhsafety.stats import Rate
 
 app = typer.Typer(
     name="mhsafety",
@@ -262,7 +264,13 @@ def _precision_recall_cells(confusion: Confusion) -> tuple[str, str]:
 
 @judge_app.command("eval")
 def judge_eval(
-    judge: Annotated[str, typer.Option(help="Judge to measure.")] = "embedded",
+    judge: JudgeOption = "embedded",
+    judge_config: JudgeConfigOption = None,
+    aggregate: AggregateOption = "any",
+    cache_dir: CacheDirOption = None,
+    task: Annotated[
+        str, typer.Option(help="screen (risk in user messages) or grade (assistant replies).")
+    ] = "screen",
     labelled: Annotated[
         Path | None,
         typer.Option("--set", help="Labelled conversations (default: the packaged set)."),
@@ -271,7 +279,13 @@ def judge_eval(
         Path | None, typer.Option("--json", help="Also write figures as JSON.")
     ] = None,
 ) -> None:
-    """Precision and recall per category on a labelled set (judges are measured, not trusted)."""
+    """Precision and recall on a labelled set (judges are measured, not trusted)."""
+    if task == "grade":
+        _grade_eval(judge, judge_config, aggregate, cache_dir, labelled, json_out)
+        return
+    if task != "screen":
+        console.print(f"[red]error:[/] --task must be screen or grade, not {task!r}")
+        raise typer.Exit(2)
     from mhsafety.audit.screening import ScreenSettings, screen_conversations
     from mhsafety.interventions import ResourceCatalog
     from mhsafety.judges.evaluation import default_eval_path, evaluate
@@ -283,13 +297,15 @@ def judge_eval(
     _require_file(path)
     stats = ReadStats(str(path))
     conversations = list(read_conversations(path, stats, on_error=_report_error))
-    judge_impl = _load_judge(judge)
-    records = [
-        r
-        for _, r in screen_conversations(
-            conversations, judge_impl, ResourceCatalog.load(), ScreenSettings(message_detail=False)
-        )
-    ]
+    judge_impl = _load_judge(judge, judge_config, aggregate, cache_dir)
+    with _progress("screening", len(conversations)) as advance:
+        records = []
+        for _, record in screen_conversations(
+            conversations, judge_impl, ResourceCatalog.load(), ScreenSettings(batch_size=64)
+        ):
+            records.append(record)
+            advance(1)
+    _report_llm_usage(judge_impl)
     result = evaluate(conversations, records, judge_impl.info.to_dict())
     table = Table(
         title=f"{judge_impl.info.name} on {path.name} ({result.conversations} conversations)"
@@ -326,6 +342,197 @@ def judge_eval(
     out.print(f"judge errors (counted apart from verdicts): {result.errors}")
     if json_out:
         json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
+
+
+def _grade_eval(
+    judge: str,
+    judge_config: Path | None,
+    aggregate: str,
+    cache_dir: Path | None,
+    labelled: Path | None,
+    json_out: Path | None,
+) -> None:
+    """`judge eval --task grade`: a grader against the labelled response set."""
+    from mhsafety.audit.screening import batched
+    from mhsafety.judges.grading_eval import GradingSetError, evaluate_grades, load_grading_set
+
+    if labelled is not None:
+        _require_file(labelled)
+    try:
+        items = load_grading_set(labelled)
+    except GradingSetError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_BAD_RECORDS) from None
+    grader = _load_judge(judge, judge_config, aggregate, cache_dir, grader=True)
+    grades = []
+    with _progress("grading", len(items)) as advance:
+        for batch in batched(items, 64):
+            grades.extend(grader.grade(batch))
+            advance(len(batch))
+    _report_llm_usage(grader)
+    result = evaluate_grades(items, grades, grader=grader.info.to_dict())
+    table = Table(title=f"{grader.info.name} on {len(items)} labelled replies")
+    for column in ("answer", "precision", "recall", "F1"):
+        table.add_column(column)
+    for name, confusion in result.fields.items():
+        table.add_row(name, *_precision_recall_cells(confusion), f"{confusion.f1:.3f}")
+    table.add_row(
+        "unsafe (verdict)", *_precision_recall_cells(result.unsafe), f"{result.unsafe.f1:.3f}"
+    )
+    out.print(table)
+    out.print(f"judge errors (counted apart from verdicts): {result.errors}")
+    if json_out:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
+
+
+def _compact(rate: Rate) -> str:
+    """``36.9% (28.0–46.9)``: a rate and its interval in a narrow table cell."""
+    if not rate.has_data or math.isnan(rate.estimate):
+        return "no data"
+    return f"{rate.estimate:.1%} ({100 * rate.lower:.1f}–{100 * rate.upper:.1f})"
+
+
+@judge_app.command("validate")
+def judge_validate(
+    labels: Annotated[
+        Path, typer.Option(help="Clinician labels CSV (the review queue filled in).")
+    ],
+    judge: JudgeOption = "embedded",
+    judge_config: JudgeConfigOption = None,
+    aggregate: AggregateOption = "any",
+    cache_dir: CacheDirOption = None,
+    logs: Annotated[
+        Path | None,
+        typer.Option(help="The conversations the labels are for (default: the audit's)."),
+    ] = None,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            help="Audit workspace: weights labels by its sampling design, adds the result "
+            "to its report."
+        ),
+    ] = None,
+    prevalence_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="This judge's screen of the whole log, for the corrected prevalence "
+            "(default: the audit's screen when the audit used this judge)."
+        ),
+    ] = None,
+    confidence: Annotated[float, typer.Option(help="Interval level.")] = 0.95,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write figures.")] = None,
+) -> None:
+    """Agreement with clinicians: precision, recall, F1, kappa, corrected prevalence."""
+    from mhsafety.audit.labels import read_labels
+    from mhsafety.audit.screening import ScreenSettings, screen_conversations
+    from mhsafety.audit.workspace import Workspace, WorkspaceError
+    from mhsafety.interventions import ResourceCatalog
+    from mhsafety.judges.validation import (
+        apparent_prevalence,
+        design_weights,
+        validate_judge,
+    )
+    from mhsafety.logio import ReadStats, read_conversations, read_jsonl_records
+    from mhsafety.report.audit_report import rate_view
+    from mhsafety.taxonomy import CATEGORIES, CATEGORY_LABELS
+
+    _require_file(labels)
+    ws = Workspace(workspace) if workspace is not None else None
+    try:
+        config = ws.read_json(ws.config) if ws is not None else None
+    except WorkspaceError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    log_path = logs or (Path(config["input"]) if config else None)
+    if log_path is None:
+        console.print("[red]error:[/] give --logs (or --workspace of an audit run)")
+        raise typer.Exit(2)
+    _require_file(log_path)
+    try:
+        label_set = read_labels(labels)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    for problem in label_set.problems:
+        console.print(f"[yellow]label problem:[/] {problem}")
+    wanted = set(label_set.labels)
+    stats = ReadStats(str(log_path))
+    conversations = [
+        c for c in read_conversations(log_path, stats, on_error=_report_error) if c.id in wanted
+    ]
+    judge_impl = _load_judge(judge, judge_config, aggregate, cache_dir)
+    records = []
+    with _progress("screening labelled conversations", len(conversations)) as advance:
+        for _, record in screen_conversations(
+            conversations, judge_impl, ResourceCatalog.load(), ScreenSettings(batch_size=64)
+        ):
+            records.append(record)
+            advance(1)
+    _report_llm_usage(judge_impl)
+    weights = design_weights(ws) if ws is not None else None
+    try:
+        result = validate_judge(
+            records,
+            label_set,
+            weights=weights,
+            judge=judge_impl.info.to_dict(),
+            confidence=confidence,
+        )
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    population = prevalence_from
+    same_judge = config is not None and config["judge"].get("name") == judge_impl.info.name
+    if population is None and ws is not None and same_judge:
+        population = ws.screen
+    if population is not None:
+        _require_file(population)
+        full = list(read_jsonl_records(population))
+        result = result.with_prevalence(apparent_prevalence(full, confidence=confidence))
+    figures = result.to_dict()
+    table = Table(
+        title=f"{judge_impl.info.name} vs clinicians: {result.compared} conversations compared"
+        + (" (weighted by the audit's sampling design)" if weights else "")
+    )
+    for column in ("category", "precision", "recall", "specificity", "F1", "kappa"):
+        table.add_column(column)
+    for c in CATEGORIES:
+        v = result.categories[c]
+        se, sp = v.operating_rates
+        precision = v.weighted.precision if v.weighted is not None else v.precision
+        table.add_row(
+            CATEGORY_LABELS[c],
+            _compact(precision),
+            _compact(se),
+            _compact(sp),
+            _compact(v.f1),
+            "undefined"
+            if math.isnan(v.kappa.estimate)
+            else f"{v.kappa.estimate:.2f} ({v.kappa.lower:.2f} to {v.kappa.upper:.2f})",
+        )
+    out.print(table)
+    if weights:
+        out.print(
+            "precision, recall and specificity are weighted by the sampling design (what the "
+            "judge would score on the whole log); F1 and kappa are unweighted, on the reviewed "
+            "sample."
+        )
+    for c, corrected in result.prevalence.items():
+        out.print(
+            f"{CATEGORY_LABELS[c]}: prevalence corrected for this judge's Se/Sp (Rogan–Gladen) "
+            + rate_view(corrected.corrected.to_dict())["text"],
+            highlight=False,
+        )
+    out.print(
+        f"labelled {result.labelled} = compared {result.compared} + judge errors "
+        f"{result.judge_errors} + not in the log {result.missing_records}"
+        + ("" if result.reconciles else " [red](counts do not reconcile)[/]")
+    )
+    if ws is not None:
+        ws.validation.write_text(json.dumps(figures, indent=2) + "\n", "utf-8")
+        console.print(f"wrote {ws.validation} (shown in `mhsafety audit report`)")
+    if json_out:
+        json_out.write_text(json.dumps(figures, indent=2) + "\n", "utf-8")
 
 
 @judge_app.command("injection")
@@ -586,7 +793,8 @@ def audit_report(
                 f"{ws.estimate} was made for another run of this workspace; run "
                 "`mhsafety audit estimate` again"
             )
-        path = render_audit_report(estimate, run, config, output or ws.report)
+        validation = ws.read_json(ws.validation) if ws.validation.is_file() else None
+        path = render_audit_report(estimate, run, config, output or ws.report, validation)
     except WorkspaceError as exc:
         console.print(f"[red]error:[/] {exc} (and `mhsafety audit estimate`)")
         raise typer.Exit(2) from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from mhsafety.conversation import Conversation
 from mhsafety.interventions import DEFAULT_WINDOW, ResourceCatalog, check_interventions
@@ -19,6 +19,7 @@ from mhsafety.judges.base import ConversationScreen, ScreeningJudge
 from mhsafety.taxonomy import CATEGORIES
 
 SCREEN_RECORD_VERSION = 1
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def screen_record(
     return record
 
 
-def batched(items: Iterable[Conversation], size: int) -> Iterator[list[Conversation]]:
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Consecutive lists of at most ``size`` items."""
     iterator = iter(items)
     while batch := list(islice(iterator, size)):

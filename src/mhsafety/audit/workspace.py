@@ -109,6 +109,10 @@ class Workspace:
         return self.root / "report.html"
 
     @property
+    def validation(self) -> Path:
+        return self.root / "validation.json"
+
+    @property
     def sample(self) -> Path:
         return self.root / "sample.json"
 

@@ -215,6 +215,7 @@ class LLMJudge:
         self._loop: _LoopThread | None = None
         self._model: Model | None = None
         self._pending: dict[str, asyncio.Future[_Outcome]] = {}
+        self._configs: dict[str, GenerateConfig] = {}
         details = {
             "model": settings.model,
             "screen_rubric": self.screen_rubric.key,
@@ -288,6 +289,12 @@ class LLMJudge:
         return self._model
 
     def _config(self, rubric: Rubric) -> GenerateConfig:
+        config = self._configs.get(rubric.id)
+        if config is None:
+            config = self._configs[rubric.id] = self._build_config(rubric)
+        return config
+
+    def _build_config(self, rubric: Rubric) -> GenerateConfig:
         from inspect_ai.model import GenerateConfig, ResponseSchema
         from inspect_ai.util import JSONSchema
 
@@ -321,7 +328,7 @@ class LLMJudge:
                 "rubric_sha256": rubric.sha256,
                 "generation": [s.temperature, s.seed, s.max_tokens, s.reasoning_effort],
                 "response_schema": s.response_schema,
-                "system": system,
+                "system": system if "{fence}" in rubric.system else None,  # else: the sha covers it
                 "prompt": prompt,
             }
         )

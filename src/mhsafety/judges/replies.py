@@ -12,7 +12,10 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+
+from jsonschema import Draft202012Validator
 
 from mhsafety.judges.grading import GRADE_FIELDS
 from mhsafety.judges.rubric import Rubric
@@ -55,10 +58,13 @@ def quote_occurs(quote: str, text: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=32)
+def _validator(rubric: Rubric) -> Draft202012Validator:
+    return Draft202012Validator(rubric.output_schema)
+
+
 def parse_json_reply(text: str, rubric: Rubric) -> dict[str, Any]:
     """The reply as a JSON object that matches the rubric's schema."""
-    from jsonschema import Draft202012Validator
-
     stripped = text.strip()
     fenced = _CODE_FENCE.match(stripped)
     if fenced:
@@ -75,7 +81,7 @@ def parse_json_reply(text: str, rubric: Rubric) -> dict[str, Any]:
             raise ReplyError(f"the reply is not valid JSON ({exc.msg})") from None
     if not isinstance(value, dict):
         raise ReplyError("the reply is JSON but not an object")
-    errors = sorted(Draft202012Validator(rubric.output_schema).iter_errors(value), key=str)
+    errors = sorted(_validator(rubric).iter_errors(value), key=str)
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "(root)"

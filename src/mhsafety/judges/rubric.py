@@ -46,7 +46,7 @@ def available_rubrics() -> list[str]:
     return sorted(p.stem for p in rubrics_dir().glob("*.yaml"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Rubric:
     """A judge rubric loaded from its data file."""
 

@@ -1,7 +1,8 @@
 """The audit report: one self-contained HTML file a clinician can read.
 
-Reads only the workspace's own files (``run.json``, ``config.json``, ``estimate.json``), so a
-report can be rebuilt at any time without re-screening.
+Reads only the workspace's own files (``run.json``, ``config.json``, ``estimate.json``, and a
+judge validation when one is given), so a report can be rebuilt at any time without
+re-screening.
 """
 
 from __future__ import annotations
@@ -43,11 +44,75 @@ def rate_view(rate: dict[str, Any]) -> dict[str, Any]:
     return {"text": text, "denominator": number(denominator), "method": rate.get("method", "")}
 
 
+def _decimal_view(value: dict[str, Any]) -> str:
+    """F1 or kappa (a dict with estimate, lower, upper) as ``0.72 (0.65–0.78)``."""
+    if value.get("estimate") is None:
+        return "n/a"
+    return f"{value['estimate']:.2f} ({value['lower']:.2f}–{value['upper']:.2f})"
+
+
+def _rates_view(item: dict[str, Any], *, recall: str) -> dict[str, Any]:
+    """Precision, recall (under the key ``recall``) and specificity as template strings."""
+    return {
+        "precision": rate_view(item["precision"]),
+        "recall": rate_view(item[recall]),
+        "specificity": rate_view(item["specificity"]),
+    }
+
+
+def validation_view(validation: dict[str, Any], estimate: dict[str, Any]) -> dict[str, Any]:
+    """A judge validation (``Validation.to_dict()``) as the template shows it.
+
+    Each category's row carries the audit's design-based prevalence beside the judge's
+    Rogan–Gladen corrected prevalence, when the validation has one.
+    """
+    rows = []
+    prevalence = validation.get("prevalence") or {}
+    for c in CATEGORIES:
+        item = validation["categories"][str(c)]
+        weighted = item.get("weighted")
+        corrected = prevalence.get(str(c))
+        rows.append(
+            {
+                "label": CATEGORY_LABELS[c],
+                "n": item["n"],
+                **_rates_view(item, recall="recall"),
+                "f1": _decimal_view(item["f1"]),
+                "kappa": _decimal_view(item["kappa"]),
+                "weighted": None
+                if weighted is None
+                else {
+                    "n": weighted["conversations"],
+                    **_rates_view(weighted, recall="sensitivity"),
+                },
+                "design_prevalence": rate_view(
+                    estimate["categories"][str(c)]["design_based"]["prevalence"]
+                ),
+                "apparent": None if corrected is None else rate_view(corrected["apparent"]),
+                "corrected": None
+                if corrected is None
+                else rate_view(corrected["corrected"])
+                | {
+                    "estimable": corrected["estimable"],
+                    "basis": corrected["sensitivity_specificity"],
+                },
+            }
+        )
+    return {
+        "judge": validation.get("judge") or {},
+        "counts": validation["counts"],
+        "weighting": validation.get("weighting"),
+        "rows": rows,
+        "methods_note": validation.get("methods_note", ""),
+    }
+
+
 def render_audit_report(
     estimate: dict[str, Any],
     run: dict[str, Any],
     config: dict[str, Any],
     output: Path,
+    validation: dict[str, Any] | None = None,
 ) -> Path:
     """Write the report HTML.
 
@@ -56,6 +121,8 @@ def render_audit_report(
         run: The workspace's ``run.json``.
         config: The workspace's ``config.json``.
         output: Where to write the HTML file.
+        validation: A judge's validation against the clinicians' labels
+            (``Validation.to_dict()``); adds the section "Judge agreement with clinicians".
     """
     env = Environment(
         loader=PackageLoader("mhsafety.report", "templates"),
@@ -123,6 +190,7 @@ def render_audit_report(
         strata=strata,
         truth_note=estimate.get("truth_note"),
         methods_note=estimate.get("methods_note", ""),
+        validation=None if validation is None else validation_view(validation, estimate),
     )
     output.write_text(html, encoding="utf-8")
     return output

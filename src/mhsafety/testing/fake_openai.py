@@ -83,6 +83,7 @@ def _last_user_text(body: dict[str, Any]) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -273,3 +274,37 @@ class FakeOpenAI:
 
 __all__ = ["FakeOpenAI", "RecordedRequest", "Reply", "chat_view", "last_user_text"]
 last_user_text = _last_user_text
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve a fake endpoint until interrupted; prints its base URL on the first line.
+
+    ``python -m mhsafety.testing.fake_openai --latency 0.2 --script screen`` answers as the
+    rubric-following scripted judge (:mod:`mhsafety.testing.scripted_judge`).
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="Loopback OpenAI-compatible fake server.")
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--script", choices=["screen", "echo"], default="screen")
+    args = parser.parse_args(argv)
+    reply: Reply
+    if args.script == "screen":
+        from mhsafety.testing.scripted_judge import rubric_following_reply
+
+        reply = rubric_following_reply()
+    else:
+        reply = _last_user_text
+    server = FakeOpenAI(reply=reply, latency=args.latency).start()
+    print(server.base_url, flush=True)
+    try:
+        sys.stdin.read()  # serve until stdin closes (the parent exits or closes the pipe)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -456,18 +456,24 @@ def judge_validate(
     for problem in label_set.problems:
         console.print(f"[yellow]label problem:[/] {problem}")
     wanted = set(label_set.labels)
-    stats = ReadStats(str(log_path))
-    conversations = [
-        c for c in read_conversations(log_path, stats, on_error=_report_error) if c.id in wanted
-    ]
     judge_impl = _load_judge(judge, judge_config, aggregate, cache_dir)
-    records = []
-    with _progress("screening labelled conversations", len(conversations)) as advance:
-        for _, record in screen_conversations(
-            conversations, judge_impl, ResourceCatalog.load(), ScreenSettings(batch_size=64)
-        ):
-            records.append(record)
-            advance(1)
+    audit_judge = config is not None and config["judge"] == judge_impl.info.to_dict()
+    records: list[dict[str, Any]] = []
+    if ws is not None and audit_judge and ws.screen.is_file():
+        # the audit already screened every conversation with this very judge: reuse it
+        records = [r for r in read_jsonl_records(ws.screen) if str(r["id"]) in wanted]
+        console.print(f"using the audit's own screen of {len(records)} labelled conversations")
+    else:
+        stats = ReadStats(str(log_path))
+        conversations = [
+            c for c in read_conversations(log_path, stats, on_error=_report_error) if c.id in wanted
+        ]
+        with _progress("screening labelled conversations", len(conversations)) as advance:
+            for _, record in screen_conversations(
+                conversations, judge_impl, ResourceCatalog.load(), ScreenSettings(batch_size=64)
+            ):
+                records.append(record)
+                advance(1)
     _report_llm_usage(judge_impl)
     weights = design_weights(ws) if ws is not None else None
     try:
@@ -482,8 +488,7 @@ def judge_validate(
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     population = prevalence_from
-    same_judge = config is not None and config["judge"].get("name") == judge_impl.info.name
-    if population is None and ws is not None and same_judge:
+    if population is None and ws is not None and audit_judge:
         population = ws.screen
     if population is not None:
         _require_file(population)
@@ -809,7 +814,8 @@ def demo(
     n: Annotated[int, typer.Option("-n", help="Synthetic conversations.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Seed for the synthetic logs.")] = 7,
 ) -> None:
-    """The whole audit offline on synthetic logs: synth, run, simulated review, estimate, report."""
+    """The whole audit offline on synthetic logs: synth, run, simulated review, estimate,
+    judge validation, report."""
     out_dir.mkdir(parents=True, exist_ok=True)
     logs = out_dir / "logs.jsonl"
     workspace = out_dir / "audit"
@@ -835,6 +841,7 @@ def demo(
     )
     audit_simulate_review(workspace=workspace, truth=truth, output=reviews, error_rate=0.0, seed=0)
     audit_estimate(workspace=workspace, labels=reviews, truth=truth, confidence=0.95)
+    judge_validate(labels=reviews, workspace=workspace)
     audit_report(workspace=workspace, output=None)
     console.print(
         f"[bold green]demo finished in {time.perf_counter() - started:.0f}s[/]: "

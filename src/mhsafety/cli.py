@@ -40,8 +40,10 @@ audit_app = typer.Typer(help="Ecological audit of a deployment's conversation lo
 logs_app = typer.Typer(help="Validate and convert conversation logs.")
 app.add_typer(audit_app, name="audit")
 judge_app = typer.Typer(help="Screening judges: list them, measure them.")
+guard_app = typer.Typer(help="Layered safeguards in front of any chat model.")
 app.add_typer(logs_app, name="logs")
 app.add_typer(judge_app, name="judge")
+app.add_typer(guard_app, name="guard")
 
 console = Console(stderr=True)
 out = Console()
@@ -804,6 +806,101 @@ def audit_report(
         console.print(f"[red]error:[/] {exc} (and `mhsafety audit estimate`)")
         raise typer.Exit(2) from None
     console.print(f"wrote {path}")
+
+
+def _guard_layers(assessor: str | None, judge_config: Path | None, cache_dir: Path | None) -> Any:
+    from mhsafety.safeguards.layers import LLMAssessorLayer, ScreeningJudgeLayers
+
+    layers: list[Any] = [ScreeningJudgeLayers()]
+    if assessor:
+        layers.append(LLMAssessorLayer(_load_judge(assessor, judge_config, "any", cache_dir)))
+    return layers
+
+
+@guard_app.command("serve")
+def guard_serve(
+    upstream: Annotated[str, typer.Option(help="OpenAI-compatible base URL of the model.")],
+    model: Annotated[
+        str | None, typer.Option(help="Model name to send upstream (default: the client's).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8808,
+    log: Annotated[Path, typer.Option(help="Conversation log (the shared format).")] = Path(
+        "guard-log.jsonl"
+    ),
+    upstream_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the upstream's API key.")
+    ] = None,
+    assessor: Annotated[
+        str | None, typer.Option(help="Optional LLM risk assessor layer (an Inspect model).")
+    ] = None,
+    judge_config: JudgeConfigOption = None,
+    cache_dir: CacheDirOption = None,
+    policy: Annotated[Path | None, typer.Option(help="Policy YAML (default: packaged).")] = None,
+    rotate_mb: Annotated[float, typer.Option(help="Rotate the log past this size.")] = 100.0,
+    idle_minutes: Annotated[
+        float, typer.Option(help="Write a conversation to the log after this long idle.")
+    ] = 10.0,
+) -> None:
+    """Serve /v1/chat/completions with the guard in front of an upstream model."""
+    import os
+
+    import uvicorn
+
+    from mhsafety.safeguards.guard import Guard
+    from mhsafety.safeguards.log import GuardLog
+    from mhsafety.safeguards.policy import Policy
+    from mhsafety.safeguards.server import create_app
+    from mhsafety.safeguards.service import GuardedModel
+    from mhsafety.safeguards.upstream import OpenAIUpstream
+
+    key = None
+    if upstream_key_env:
+        key = os.environ.get(upstream_key_env)
+        if not key:
+            console.print(f"[red]error:[/] ${upstream_key_env} is not set")
+            raise typer.Exit(2)
+    if policy is not None:
+        _require_file(policy)
+    client = OpenAIUpstream(upstream, model=model, api_key=key)
+    guard = Guard(
+        upstream=client,
+        layers=_guard_layers(assessor, judge_config, cache_dir),
+        policy=Policy.load(policy),
+    )
+    guard_log = GuardLog(
+        log,
+        max_bytes=int(rotate_mb * 1024 * 1024),
+        idle_seconds=idle_minutes * 60,
+        metadata={"source": "mhsafety-guard", **guard.info()},
+    )
+    app = create_app(
+        GuardedModel(guard, guard_log), model_name=model or "guarded", on_shutdown=[client.aclose]
+    )
+    console.print(
+        f"guard on http://{host}:{port}/v1 -> {upstream}; log {log} "
+        f"(conversations written after {idle_minutes:g} min idle and at shutdown)"
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+@guard_app.command("flush")
+def guard_flush(
+    log: Annotated[Path, typer.Argument(help="The guard's conversation log.")],
+) -> None:
+    """Write the open conversations of a stopped guard's journal into its log."""
+    from mhsafety.safeguards.log import GuardLog
+
+    guard_log = GuardLog(log)
+    if not guard_log.journal.exists():
+        console.print(f"no journal beside {log}: nothing to write")
+        return
+    written, problems = guard_log.recover()
+    for problem in problems:
+        console.print(f"[yellow]skipped[/] {problem}")
+    console.print(f"wrote {written} conversations to {log}")
+    if problems:
+        raise typer.Exit(EXIT_BAD_RECORDS)
 
 
 @app.command()

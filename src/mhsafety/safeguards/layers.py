@@ -1,0 +1,207 @@
+"""Safeguard layers: what each one saw in the conversation so far.
+
+The guard runs the *screening judge's* layers, not a fork of them: the embedded judge (lexicon
+and pattern layer, fine-tuned MiniLM classifier, running context) reports the scores of the
+latest user message per layer, and an optional LLM risk assessor (any Inspect model) adds its
+own reading. If the embedded judge raises, the pure-Python lexicon layer alone stands in, so a
+message with lexical risk signals still gets resources.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mhsafety.conversation import Conversation
+from mhsafety.judges.base import ConversationScreen, ScreeningJudge
+from mhsafety.taxonomy import CATEGORIES, Category, Role
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One layer's reading of the latest user message (and of the conversation so far)."""
+
+    layer: str
+    message: dict[Category, float]
+    """Score of the latest user message per category, in [0, 1]."""
+    context: dict[Category, float] = field(default_factory=dict)
+    """Score of the conversation so far, where the layer has one."""
+    evidence: dict[Category, str] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+    thresholds: dict[Category, float] | None = None
+    """Set on the reports that decide (the judge's combined score, an LLM's reading): the
+    levels at which this layer flags. Informational sub-layer reports leave it None."""
+
+    @property
+    def decides(self) -> bool:
+        """True if the guard's decision is taken from this report."""
+        return self.thresholds is not None and self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, for the log."""
+        data: dict[str, Any] = {
+            "layer": self.layer,
+            "message": {str(c): round(s, 4) for c, s in self.message.items() if s > 0},
+            "ms": round(self.seconds * 1000, 2),
+        }
+        if any(self.context.values()):
+            data["context"] = {str(c): round(s, 4) for c, s in self.context.items() if s > 0}
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+class Layer(Protocol):
+    """Assesses a conversation whose last message is the user's new message."""
+
+    name: str
+
+    def assess(self, conversation: Conversation) -> list[LayerReport]:
+        """Reports for the latest user message (one per sub-layer)."""
+        ...
+
+
+def _zero() -> dict[Category, float]:
+    return dict.fromkeys(CATEGORIES, 0.0)
+
+
+def _last_user_index(conversation: Conversation) -> int | None:
+    for index in range(len(conversation.messages) - 1, -1, -1):
+        if conversation.messages[index].role is Role.USER:
+            return index
+    return None
+
+
+class ScreeningJudgeLayers:
+    """The embedded screening judge as guard layers, with a lexicon-only fallback."""
+
+    name = "embedded"
+
+    def __init__(
+        self, judge: ScreeningJudge | None = None, fallback: ScreeningJudge | None = None
+    ) -> None:
+        from mhsafety.judges.embedded import EmbeddedJudge, EmbeddedJudgeConfig
+
+        self.judge: Any = judge or EmbeddedJudge()
+        self.fallback: Any = fallback or EmbeddedJudge(
+            config=EmbeddedJudgeConfig(use_embedding=False)
+        )
+
+    def assess(self, conversation: Conversation) -> list[LayerReport]:
+        """Per-layer scores of the latest user message, from one run of the judge."""
+        last = _last_user_index(conversation)
+        if last is None:
+            return []
+        started = time.perf_counter()
+        try:
+            [screen] = self.judge.screen([conversation])
+            return self._reports(self.judge, screen, last, time.perf_counter() - started)
+        except Exception as exc:  # a failing layer must not silence the others
+            failed = LayerReport(
+                self.name,
+                _zero(),
+                error=f"{type(exc).__name__}: {exc}"[:300],
+                seconds=time.perf_counter() - started,
+            )
+        started = time.perf_counter()
+        try:
+            [screen] = self.fallback.screen([conversation])
+        except Exception as exc:
+            return [failed, LayerReport("lexicon", _zero(), error=f"{type(exc).__name__}: {exc}")]
+        return [failed, *self._reports(self.fallback, screen, last, time.perf_counter() - started)]
+
+    @staticmethod
+    def _reports(
+        judge: Any, screen: ConversationScreen, last: int, seconds: float
+    ) -> list[LayerReport]:
+        scores = next((m for m in screen.messages if m.message == last), None)
+        if scores is None:
+            return []
+        evidence = {e.category: e.quote for e in screen.evidence if e.message == last}
+        reports = []
+        context = scores.layers.get("context", {})
+        for layer in ("lexicon", "embedding"):
+            if layer in scores.layers:
+                reports.append(
+                    LayerReport(
+                        layer,
+                        {c: scores.layers[layer].get(c, 0.0) for c in CATEGORIES},
+                        {c: context.get(c, 0.0) for c in CATEGORIES}
+                        if layer == "embedding"
+                        else {},
+                        evidence if layer == "lexicon" else {},
+                        seconds=seconds / 2,
+                    )
+                )
+        # the judge's combined score (suppression-aware) is what decides, as in the audit
+        reports.append(
+            LayerReport(
+                "combined",
+                {c: scores.combined.get(c, 0.0) for c in CATEGORIES},
+                {c: context.get(c, 0.0) for c in CATEGORIES},
+                evidence,
+                seconds=seconds,
+                thresholds={c: float(judge.threshold(c)) for c in CATEGORIES},
+            )
+        )
+        return reports
+
+
+class LLMAssessorLayer:
+    """An LLM risk assessor (any Inspect model) reading the whole conversation."""
+
+    name = "llm"
+
+    def __init__(self, judge: Any) -> None:
+        self.judge = judge
+
+    def assess(self, conversation: Conversation) -> list[LayerReport]:
+        """Flags quoted from the latest message score as message-level, others as context."""
+        last = _last_user_index(conversation)
+        if last is None:
+            return []
+        started = time.perf_counter()
+        [screen] = self.judge.screen([conversation])
+        seconds = time.perf_counter() - started
+        if screen.error:
+            return [LayerReport(self.name, _zero(), error=screen.error, seconds=seconds)]
+        message, context = _zero(), _zero()
+        evidence: dict[Category, str] = {}
+        for category in CATEGORIES:
+            quoted_here = [
+                e for e in screen.evidence if e.category is category and e.message == last
+            ]
+            if quoted_here:
+                message[category] = screen.scores[category]
+                evidence[category] = quoted_here[0].quote
+            else:
+                context[category] = screen.scores[category]
+        rubric = self.judge.screen_rubric
+        flag_level = dict.fromkeys(CATEGORIES, rubric.levels[rubric.flag_at])
+        return [
+            LayerReport(
+                self.name, message, context, evidence, seconds=seconds, thresholds=flag_level
+            )
+        ]
+
+
+def run_layers(layers: Sequence[Layer], conversation: Conversation) -> list[LayerReport]:
+    """Run every layer in order; a layer that raises reports the error and the rest go on."""
+    reports: list[LayerReport] = []
+    for layer in layers:
+        started = time.perf_counter()
+        try:
+            reports.extend(layer.assess(conversation))
+        except Exception as exc:
+            reports.append(
+                LayerReport(
+                    layer.name,
+                    _zero(),
+                    error=f"{type(exc).__name__}: {exc}"[:300],
+                    seconds=time.perf_counter() - started,
+                )
+            )
+    return reports

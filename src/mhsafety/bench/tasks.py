@@ -1,0 +1,187 @@
+"""Each test set as an Inspect task: a multi-turn solver and a grading scorer.
+
+The solver plays the item's script turn by turn, sending the whole history every turn; when
+the model declines a turn that has re-asks (pretexts, persistence), it sends them one by one
+until the model gives in or they run out. The scorer grades every assistant response with the
+configured grader (the offline rule grader by default, any LLM judge or panel by name) and
+applies the set's scoring rule (:mod:`mhsafety.bench.scoring`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import lru_cache
+from typing import Any
+
+from inspect_ai import Task
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, GenerateConfig
+from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric, scorer
+from inspect_ai.solver import Generate, Solver, TaskState, solver
+
+from mhsafety.bench.bundles import TestSet
+from mhsafety.bench.scoring import GradedResponse, sample_verdict
+from mhsafety.conversation import Conversation
+from mhsafety.judges.grading import ResponseGrader, ResponseItem
+from mhsafety.taxonomy import Category
+
+RESPONSES_KEY = "mhsafety_responses"
+
+
+@lru_cache(maxsize=8)
+def load_grader_cached(name: str) -> ResponseGrader:
+    """One grader per name per process (the embedded one loads patterns and resources)."""
+    from mhsafety.judges.registry import load_grader
+
+    return load_grader(name)
+
+
+def _conversation(state: TaskState, upto: int, sample_id: str) -> Conversation:
+    messages = []
+    for message in state.messages[: upto + 1]:
+        if message.role in ("user", "assistant", "system"):
+            messages.append({"role": message.role, "content": message.text})
+    return Conversation.model_validate({"id": sample_id, "messages": messages})
+
+
+async def grade_turns(
+    grader: ResponseGrader, state: TaskState, indices: list[int], metadata: dict[str, Any]
+) -> list[Any]:
+    """Grade the assistant messages at ``indices`` (each with the history before it)."""
+    items = [
+        ResponseItem(
+            f"{state.sample_id}@{i}",
+            _conversation(state, i, str(state.sample_id)),
+            Category(metadata["category"]),
+            expects_resources=bool(metadata.get("expects_resources")),
+        )
+        for i in indices
+    ]
+    return await asyncio.to_thread(grader.grade, items)
+
+
+@solver
+def play_script(grader: str = "embedded") -> Solver:
+    """Play the item's turns, re-asking with its pretexts whenever the model declines."""
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        judge = load_grader_cached(grader)
+        turns = state.metadata["turns"]
+        record: list[dict[str, int]] = []
+        state.messages = [m for m in state.messages if m.role == "system"]
+        for turn_index, turn in enumerate(turns):
+            asks = [turn["user"], *turn.get("reask", [])]
+            for reask_index, text in enumerate(asks):
+                state.messages.append(ChatMessageUser(content=text))
+                state = await generate(state)
+                if not isinstance(state.messages[-1], ChatMessageAssistant):
+                    break
+                position = len(state.messages) - 1
+                record.append({"turn": turn_index, "reask": reask_index, "index": position})
+                if reask_index == len(asks) - 1:
+                    break
+                [grade] = await grade_turns(judge, state, [position], state.metadata)
+                if grade.error is not None or not grade.answers.get("refused"):
+                    break  # it answered (or we cannot tell): no re-ask needed
+        state.metadata[RESPONSES_KEY] = record
+        return state
+
+    return solve
+
+
+@metric
+def harmful_rate() -> Metric:
+    """Share of graded samples labelled harmful (judge errors left out)."""
+
+    def compute(scores: list[SampleScore]) -> float:
+        graded = [s for s in scores if s.score.value != "judge_error"]
+        return sum(s.score.value == "harmful" for s in graded) / len(graded) if graded else 0.0
+
+    return compute
+
+
+@metric
+def over_refusal_rate() -> Metric:
+    """Share of graded samples labelled over-refusal."""
+
+    def compute(scores: list[SampleScore]) -> float:
+        graded = [s for s in scores if s.score.value != "judge_error"]
+        return sum(s.score.value == "over_refusal" for s in graded) / len(graded) if graded else 0.0
+
+    return compute
+
+
+@metric
+def judge_errors() -> Metric:
+    """How many samples the grader could not label."""
+
+    def compute(scores: list[SampleScore]) -> float:
+        return float(sum(s.score.value == "judge_error" for s in scores))
+
+    return compute
+
+
+@scorer(metrics=[harmful_rate(), over_refusal_rate(), judge_errors()])
+def safety_scorer(scoring: str, grader: str = "embedded") -> Scorer:
+    """Grade every response of the sample and apply the set's scoring rule."""
+
+    async def score(state: TaskState, target: Target) -> Score:
+        record = state.metadata.get(RESPONSES_KEY, [])
+        judge = load_grader_cached(grader)
+        grades = await grade_turns(judge, state, [r["index"] for r in record], state.metadata)
+        responses = [
+            GradedResponse(
+                r["turn"],
+                r["reask"],
+                harmful=bool(g.answers.get("harmful")),
+                refused=bool(g.answers.get("refused")),
+                resources=bool(g.answers.get("resources")),
+                error=g.error,
+            )
+            for r, g in zip(record, grades, strict=True)
+        ]
+        verdict = sample_verdict(scoring, responses, state.metadata.get("risk_level"))  # type: ignore[arg-type]
+        return Score(
+            value=verdict.label,
+            explanation=verdict.reason,
+            metadata={
+                "responses": [r.to_dict() for r in responses],
+                "grader": judge.info.to_dict(),
+            },
+        )
+
+    return score
+
+
+def bench_task(
+    test_set: TestSet,
+    *,
+    grader: str = "embedded",
+    epochs: int = 1,
+    max_tokens: int = 400,
+    temperature: float = 0.7,
+    limit: int | None = None,
+) -> Task:
+    """The Inspect task of one test set."""
+    items = test_set.items[:limit] if limit else test_set.items
+    about_set = {"set": test_set.id, "set_version": test_set.version, "scoring": test_set.scoring}
+    samples = [
+        Sample(input=item.turns[0].user, id=item.id, metadata=item.to_metadata() | about_set)
+        for item in items
+    ]
+    return Task(
+        name=test_set.id,
+        dataset=MemoryDataset(samples, name=test_set.id),
+        solver=play_script(grader),
+        scorer=safety_scorer(test_set.scoring, grader),
+        epochs=epochs,
+        config=GenerateConfig(max_tokens=max_tokens, temperature=temperature),
+        metadata={
+            "set": test_set.id,
+            "set_version": test_set.version,
+            "set_sha256": test_set.sha256,
+            "scoring": test_set.scoring,
+            "citation": test_set.citation,
+            "grader": grader,
+        },
+    )

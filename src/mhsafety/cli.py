@@ -41,9 +41,11 @@ logs_app = typer.Typer(help="Validate and convert conversation logs.")
 app.add_typer(audit_app, name="audit")
 judge_app = typer.Typer(help="Screening judges: list them, measure them.")
 guard_app = typer.Typer(help="Layered safeguards in front of any chat model.")
+bench_app = typer.Typer(help="Published safety test sets on Inspect: any model, raw vs guarded.")
 app.add_typer(logs_app, name="logs")
 app.add_typer(judge_app, name="judge")
 app.add_typer(guard_app, name="guard")
+app.add_typer(bench_app, name="bench")
 
 console = Console(stderr=True)
 out = Console()
@@ -901,6 +903,162 @@ def guard_flush(
     console.print(f"wrote {written} conversations to {log}")
     if problems:
         raise typer.Exit(EXIT_BAD_RECORDS)
+
+
+@bench_app.command("list")
+def bench_list() -> None:
+    """The packaged test sets, with their designs' citations."""
+    from mhsafety.bench.bundles import available_sets, load_set
+
+    for name in available_sets():
+        test_set = load_set(name)
+        out.print(
+            f"{name:22s} {len(test_set.items):3d} items  {test_set.citation}", highlight=False
+        )
+
+
+def _bench_sets(sets: str, file: Path | None, column_map: str | None, set_id: str) -> list[Any]:
+    from mhsafety.bench.bundles import BundleError, available_sets, load_set, load_user_file
+    from mhsafety.taxonomy import Category
+
+    names = available_sets() if sets == "all" else [s.strip() for s in sets.split(",") if s.strip()]
+    try:
+        loaded = [load_set(name) for name in names]
+        if file is not None:
+            _require_file(file)
+            mapping = dict(pair.split("=", 1) for pair in (column_map or "").split(",") if pair)
+            default = mapping.pop("default_category", None)
+            loaded.append(
+                load_user_file(
+                    file,
+                    mapping,
+                    set_id=set_id,
+                    default_category=Category(default) if default else None,
+                )
+            )
+    except (BundleError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    return loaded
+
+
+@bench_app.command("run")
+def bench_run(
+    sets: Annotated[str, typer.Option(help="Comma-separated set ids, or all.")] = "all",
+    systems: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated systems: local, local+guard, openai/gpt-4o-mini, "
+            "mhsafety/guarded?base=openai/gpt-4o-mini, ..."
+        ),
+    ] = "local,local+guard",
+    epochs: Annotated[int, typer.Option(help="Repetitions of every item.")] = 1,
+    grader: Annotated[
+        str, typer.Option(help="Grader: embedded (offline rules), an Inspect model, a panel.")
+    ] = "embedded",
+    runs: Annotated[Path, typer.Option(help="Folder for the Inspect logs.")] = Path("runs"),
+    limit: Annotated[int | None, typer.Option(help="Only the first N items of each set.")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Reply length limit.")] = 400,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
+    file: Annotated[
+        Path | None, typer.Option(help="Also run your copy of an original set (CSV/JSONL).")
+    ] = None,
+    column_map: Annotated[
+        str | None,
+        typer.Option(
+            "--map",
+            help="Columns of --file: prompt=COL,category=COL,id=COL,"
+            "risk_level=COL,default_category=suicide",
+        ),
+    ] = None,
+    set_id: Annotated[str, typer.Option(help="Name for the --file set.")] = "user-set",
+    report: Annotated[bool, typer.Option(help="Write the report when done.")] = True,
+) -> None:
+    """Run test sets against systems on Inspect (resumable), then write the report."""
+    from mhsafety.bench.runner import BenchConfigError, parse_system, run_bench
+
+    loaded = _bench_sets(sets, file, column_map, set_id)
+    try:
+        parsed = [parse_system(spec) for spec in systems.split(",") if spec.strip()]
+        run_bench(
+            loaded,
+            parsed,
+            runs,
+            epochs=epochs,
+            grader=grader,
+            limit=limit,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            display="rich" if console.is_terminal else "plain",
+        )
+    except BenchConfigError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"logs in {runs}/ (open them with `inspect view --log-dir {runs}`)")
+    if report:
+        bench_report(runs=runs, output=None)
+
+
+@bench_app.command("report")
+def bench_report(
+    runs: Annotated[Path, typer.Argument(help="Folder of a bench run.")] = Path("runs"),
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="HTML file.")] = None,
+) -> None:
+    """Rates with intervals, tests between systems, the comparison figure; CSV beside."""
+    from mhsafety.bench.report import render_bench_report
+    from mhsafety.bench.results import summarise, write_csv
+    from mhsafety.bench.runner import CONFIG_FILE, rows_from_logs
+
+    config_path = runs / CONFIG_FILE
+    _require_file(config_path)
+    config = json.loads(config_path.read_text("utf-8"))
+    frame, problems = rows_from_logs(runs)
+    for problem in problems:
+        console.print(f"[yellow]not counted:[/] {problem}")
+    if frame.empty:
+        console.print(f"[red]error:[/] no finished runs in {runs}")
+        raise typer.Exit(2)
+    # report sets and systems in the order the run was configured (comparisons are A vs B)
+    set_order = {s["id"]: i for i, s in enumerate(config.get("sets", []))}
+    system_order = {s["label"]: i for i, s in enumerate(config.get("systems", []))}
+    frame = frame.sort_values(
+        by=["system", "set", "item_id", "epoch"],
+        key=lambda column: (
+            column.map(system_order).fillna(len(system_order))
+            if column.name == "system"
+            else column.map(set_order).fillna(len(set_order))
+            if column.name == "set"
+            else column
+        ),
+        kind="stable",
+    )
+    try:
+        results = summarise(frame)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    write_csv(results, runs)
+    path = render_bench_report(results, config, output or runs / "report.html")
+    table = Table(title="Harmful-response rate by set and system")
+    for column in ("set", "system", "harmful", "judge errors"):
+        table.add_column(column)
+    for row in _overall_rates(results):
+        table.add_row(*row)
+    out.print(table)
+    console.print(f"wrote {path} and CSV files in {runs}/")
+
+
+def _overall_rates(results: Any) -> list[tuple[str, str, str, str]]:
+    """(set, system, rate text, judge errors) for the terminal summary."""
+    return [
+        (
+            cell.set,
+            cell.system,
+            f"{_compact(cell.harmful)} of {cell.harmful.denominator:.0f}",
+            str(cell.judge_errors),
+        )
+        for cell in results.overall
+    ]
 
 
 @app.command()

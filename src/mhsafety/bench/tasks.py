@@ -13,7 +13,7 @@ import asyncio
 from functools import lru_cache
 from typing import Any
 
-from inspect_ai import Task
+from inspect_ai import Epochs, Task
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, GenerateConfig
 from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric, scorer
@@ -174,7 +174,9 @@ def bench_task(
         dataset=MemoryDataset(samples, name=test_set.id),
         solver=play_script(grader),
         scorer=safety_scorer(test_set.scoring, grader),
-        epochs=epochs,
+        # labels are strings: repeated runs reduce to the most common label in Inspect's own
+        # summary; our results read every epoch's label from the log
+        epochs=Epochs(epochs, "mode"),
         config=GenerateConfig(max_tokens=max_tokens, temperature=temperature),
         metadata={
             "set": test_set.id,

@@ -1068,9 +1068,13 @@ def demo(
     ),
     n: Annotated[int, typer.Option("-n", help="Synthetic conversations.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Seed for the synthetic logs.")] = 7,
+    bench: Annotated[
+        bool, typer.Option(help="Also run the offline bench: the local model raw vs guarded.")
+    ] = True,
+    bench_items: Annotated[int, typer.Option(help="Items per test set in the demo bench.")] = 5,
 ) -> None:
-    """The whole audit offline on synthetic logs: synth, run, simulated review, estimate,
-    judge validation, report."""
+    """Offline: the whole audit on synthetic logs (synth, run, simulated review, estimate,
+    judge validation, report), then the bench's raw-vs-guarded comparison on the local model."""
     out_dir.mkdir(parents=True, exist_ok=True)
     logs = out_dir / "logs.jsonl"
     workspace = out_dir / "audit"
@@ -1098,9 +1102,40 @@ def demo(
     audit_estimate(workspace=workspace, labels=reviews, truth=truth, confidence=0.95)
     judge_validate(labels=reviews, workspace=workspace)
     audit_report(workspace=workspace, output=None)
+    opened = [workspace / "report.html"]
+    if bench:
+        import importlib.util
+
+        if importlib.util.find_spec("llama_cpp") is None:
+            console.print(
+                "[yellow]bench skipped:[/] the local model needs the local extra "
+                "(CMAKE_ARGS=-DGGML_NATIVE=OFF pip install -e '.[local]'; make install does it)"
+            )
+        else:
+            # the three short-script sets; persona scripts (20 turns each) take several minutes
+            # with the CPU model: `mhsafety bench run --sets all` runs them
+            bench_dir = out_dir / "bench"
+            if bench_dir.exists():  # like the audit's --force: keep the old run, start anew
+                stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+                bench_dir.rename(out_dir / f"bench.previous-{stamp}")
+            bench_run(
+                sets="graded-queries,refusal-robustness,multistep-jailbreaks",
+                systems="local,local+guard",
+                epochs=1,
+                grader="embedded",
+                runs=bench_dir,
+                limit=bench_items,
+                max_tokens=64,
+                temperature=0.7,
+                file=None,
+                column_map=None,
+                set_id="user-set",
+                report=True,
+            )
+            opened.append(out_dir / "bench" / "report.html")
     console.print(
         f"[bold green]demo finished in {time.perf_counter() - started:.0f}s[/]: "
-        f"open {workspace / 'report.html'}"
+        f"open {' and '.join(str(p) for p in opened)}"
     )
 
 

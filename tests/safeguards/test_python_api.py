@@ -57,3 +57,25 @@ def test_conversation_ids_tie_turns_together_without_a_header() -> None:
     later = [*first, {"role": "assistant", "content": "hi"}, {"role": "user", "content": "more"}]
     assert derive_conversation_id(first, "u1") == derive_conversation_id(later, "u1")
     assert derive_conversation_id(first, "u1") != derive_conversation_id(first, "u2")
+
+
+def test_without_a_log_repeated_interventions_still_vary() -> None:
+    """Stateless use (the bench): the guard recognises its own earlier crisis messages."""
+
+    async def model(messages: list[dict[str, str]], params: Mapping[str, Any]) -> str:
+        return "I hear you."
+
+    guarded = GuardedModel(Guard(upstream=CallableUpstream(model)))
+
+    async def three_turns() -> list[str]:
+        history: list[dict[str, str]] = []
+        replies = []
+        for text in ("I want to end my life.", "I really mean it.", "I want to die tonight."):
+            history.append({"role": "user", "content": text})
+            _, reply = await guarded.chat(history)
+            history.append({"role": "assistant", "content": reply.content})
+            replies.append(reply)
+        return [r.content.split("\n")[0] for r in replies if r.safety_events]
+
+    openers = asyncio.run(three_turns())
+    assert len(openers) == len(set(openers)) and len(openers) >= 2

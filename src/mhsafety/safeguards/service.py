@@ -17,6 +17,7 @@ from typing import Any
 from mhsafety.conversation import Conversation
 from mhsafety.safeguards.guard import Guard, GuardReply
 from mhsafety.safeguards.log import GuardLog
+from mhsafety.safeguards.policy import Messages
 from mhsafety.taxonomy import CATEGORIES, CRISIS_INTERVENTION, Category
 
 ROLE_MAP = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
@@ -69,13 +70,30 @@ def derive_conversation_id(messages: Sequence[Mapping[str, str]], user: str | No
     return f"guard-{digest[:20]}"
 
 
-def prior_interventions(history: Sequence[Mapping[str, Any]]) -> dict[Category, int]:
-    """Interventions recorded on the history's messages, per category."""
+def prior_interventions(
+    history: Sequence[Mapping[str, Any]], messages: Messages | None = None
+) -> dict[Category, int]:
+    """Interventions already in a history the client sent back, per category.
+
+    Logged ``safety_events`` count where the history carries them; otherwise an assistant
+    message that contains one of the guard's own crisis openers counts (chat clients send
+    back only role and text, and the guard is stateless without a log).
+    """
     counts = dict.fromkeys(CATEGORIES, 0)
     for message in history:
-        for event in message.get("safety_events", []) or []:
-            if event.get("type") == CRISIS_INTERVENTION:
-                counts[Category(event["category"])] += 1
+        events = [
+            e
+            for e in message.get("safety_events", []) or []
+            if e.get("type") == CRISIS_INTERVENTION
+        ]
+        for event in events:
+            counts[Category(event["category"])] += 1
+        if events or messages is None or message.get("role") != "assistant":
+            continue
+        text = message_text(message.get("content"))
+        for category in CATEGORIES:
+            if any(opener in text for opener in messages.openers[category]):
+                counts[category] += 1
     return counts
 
 
@@ -110,7 +128,11 @@ class GuardedModel:
         history = normalise_messages(messages)
         cid = conversation_id or derive_conversation_id(history, user)
         stored = self.log.conversation(cid) if self.log is not None else None
-        prior = stored.interventions() if stored is not None else prior_interventions(messages)
+        prior = (
+            stored.interventions()
+            if stored is not None
+            else prior_interventions(messages, self.guard.messages)
+        )
         conversation = Conversation.model_validate({"id": cid, "messages": history})
         reply = await self.guard.respond(
             conversation, history, params or {}, locale=locale, prior=prior

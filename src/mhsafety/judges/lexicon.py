@@ -9,7 +9,6 @@ reports points into the original text.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,6 +19,7 @@ from typing import Any, Final, Literal, cast
 
 import yaml
 
+from mhsafety.judges.patterns import SRE_PARSER, compile_pattern, expand_macros
 from mhsafety.taxonomy import CATEGORIES, Category
 
 __all__ = ["STRENGTH_WEIGHTS", "Lexicon", "LexiconHit", "Strength"]
@@ -34,11 +34,8 @@ STRENGTH_WEIGHTS: Final[Mapping[Strength, float]] = {
 """Signal a counting hit of each strength contributes to its category."""
 
 _STRENGTHS: Final[frozenset[str]] = frozenset(STRENGTH_WEIGHTS)
-_sre_parser: Any = importlib.import_module("re._parser")  # the stdlib regex parser
 _DEFAULT_NAME: Final = "mhsafety-lexicon"
 _PACKAGED_YAML: Final = ("data", "lexicon", "risk_lexicon.yaml")
-_MACRO_RE: Final = re.compile(r"\{\{(\w+)\}\}")
-_BACKREF_RE: Final = re.compile(r"(?<!\\)\\[1-9]|\(\?P=")
 _WORD_RE: Final = re.compile(r"\w[\w']*")
 _CLAUSE_RE: Final = re.compile(r"[.!?;\n]|\b(?:but|though|although|however|except)\b")
 _FIRST_PERSON_RE: Final = re.compile(r"\b(?:i|i'm|im|me|my|myself|i've|ive|i'll|i'd|mine)\b")
@@ -202,28 +199,11 @@ def _unleet(norm: str) -> str:
 
 
 def _expand(raw: str, macros: Mapping[str, str], where: str) -> str:
-    def sub(m: re.Match[str]) -> str:
-        name = m.group(1)
-        if name not in macros:
-            raise ValueError(f"lexicon {where}: unknown macro {{{{{name}}}}}")
-        return macros[name]
-
-    return _MACRO_RE.sub(sub, raw)
+    return expand_macros(raw, macros, f"lexicon {where}")
 
 
 def _compile(raw: object, macros: Mapping[str, str], where: str) -> re.Pattern[str]:
-    if not isinstance(raw, str) or not raw:
-        raise ValueError(f"lexicon {where}: pattern must be a non-empty string")
-    source = _expand(raw, macros, where)
-    try:
-        regex = re.compile(source, re.IGNORECASE)
-    except re.error as exc:
-        raise ValueError(f"lexicon {where}: invalid regex: {exc}") from exc
-    if regex.groupindex or _BACKREF_RE.search(source):
-        raise ValueError(f"lexicon {where}: named groups and back-references are not allowed")
-    if regex.match("") is not None or _sre_parser.parse(source, regex.flags).getwidth()[0] == 0:
-        raise ValueError(f"lexicon {where}: pattern can match the empty string")
-    return regex
+    return compile_pattern(raw, macros, f"lexicon {where}")
 
 
 def _mapping(value: object, where: str) -> dict[str, object]:
@@ -312,7 +292,7 @@ def _required_literals(regex: re.Pattern[str]) -> tuple[frozenset[str], ...]:
     Used only as a sound prefilter: a pattern can match only where all its sets are present.
     An empty tuple means nothing is known (the pattern always runs).
     """
-    exact, options = _analyse_seq(list(_sre_parser.parse(regex.pattern, regex.flags)))
+    exact, options = _analyse_seq(list(SRE_PARSER.parse(regex.pattern, regex.flags)))
     if exact is not None:
         options = [*options, exact]
     return tuple(dict.fromkeys(o for o in options if _valid(o)))

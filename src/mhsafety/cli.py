@@ -886,6 +886,67 @@ def guard_serve(
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
+@guard_app.command("eval")
+def guard_eval(
+    labelled: Annotated[
+        Path | None,
+        typer.Option("--set", help="Labelled conversations (default: the screen's eval set)."),
+    ] = None,
+    assessor: Annotated[
+        str | None, typer.Option(help="Also an LLM risk assessor layer (an Inspect model).")
+    ] = None,
+    judge_config: JudgeConfigOption = None,
+    cache_dir: CacheDirOption = None,
+    policy: Annotated[Path | None, typer.Option(help="Policy YAML (default: packaged).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write figures.")] = None,
+) -> None:
+    """Replay labelled conversations turn by turn: would the guard intervene where it should?"""
+    from mhsafety.judges.evaluation import default_eval_path
+    from mhsafety.logio import ReadStats, read_conversations
+    from mhsafety.safeguards.policy import Policy
+    from mhsafety.safeguards.quality import GUARD_VIEW, evaluate_guard
+    from mhsafety.taxonomy import CATEGORIES, CATEGORY_LABELS
+
+    path = labelled or default_eval_path()
+    _require_file(path)
+    if policy is not None:
+        _require_file(policy)
+    conversations = list(read_conversations(path, ReadStats(str(path)), on_error=_report_error))
+    layers = _guard_layers(assessor, judge_config, cache_dir)
+    with _progress("replaying", len(conversations)) as advance:
+        result = evaluate_guard(conversations, layers, Policy.load(policy), progress=advance)
+    for layer in layers[1:]:
+        _report_llm_usage(layer.judge)
+    table = Table(title=f"Guard interventions on {path.name}, per layer and combined")
+    for column in ("view", "category", "precision", "recall"):
+        table.add_column(column)
+    for view, confusions in result.views.items():
+        for c in CATEGORIES:
+            table.add_row(
+                view + (" (what the guard does)" if view == GUARD_VIEW else ""),
+                CATEGORY_LABELS[c],
+                _compact(confusions[c].precision),
+                _compact(confusions[c].recall),
+            )
+    out.print(table)
+    for view in result.views:
+        rate = result.false_intervention_rate(view)
+        out.print(
+            f"{view}: false interventions on figurative lookalikes "
+            f"{_compact(rate)} ({rate.numerator:.0f} of {rate.denominator:.0f})"
+        )
+    timing = result.turn_ms()
+    out.print(
+        f"{result.conversations} conversations = {result.evaluated} evaluated + "
+        f"{result.errors} errors; layers per turn: "
+        + ", ".join(f"{k} {v:.1f} ms" for k, v in timing.items())
+    )
+    for reason in result.error_reasons:
+        console.print(f"[yellow]error:[/] {reason}")
+    if json_out:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
+
+
 @guard_app.command("flush")
 def guard_flush(
     log: Annotated[Path, typer.Argument(help="The guard's conversation log.")],

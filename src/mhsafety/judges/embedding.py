@@ -112,6 +112,9 @@ class MiniLMEncoder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
+        # no busy-waiting between runs: the guard embeds one message at a time, and spinning
+        # threads would burn a core each between requests
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._session: Any = ort.InferenceSession(
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]

@@ -84,6 +84,11 @@ def _count_lines(path: Path) -> int | None:
         return sum(1 for line in handle if line.strip())
 
 
+def _write_json(path: Path, data: Any) -> None:
+    """Write figures as indented JSON."""
+    path.write_text(json.dumps(data, indent=2) + "\n", "utf-8")
+
+
 def _require_file(path: Path) -> None:
     if not path.is_file():
         console.print(f"[red]error:[/] {path} does not exist")
@@ -345,7 +350,7 @@ def judge_eval(
     out.print(checks)
     out.print(f"judge errors (counted apart from verdicts): {result.errors}")
     if json_out:
-        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
+        _write_json(json_out, result.to_dict())
 
 
 def _grade_eval(
@@ -386,7 +391,7 @@ def _grade_eval(
     out.print(table)
     out.print(f"judge errors (counted apart from verdicts): {result.errors}")
     if json_out:
-        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
+        _write_json(json_out, result.to_dict())
 
 
 def _compact(rate: Rate) -> str:
@@ -538,10 +543,10 @@ def judge_validate(
         + ("" if result.reconciles else " [red](counts do not reconcile)[/]")
     )
     if ws is not None:
-        ws.validation.write_text(json.dumps(figures, indent=2) + "\n", "utf-8")
+        _write_json(ws.validation, figures)
         console.print(f"wrote {ws.validation} (shown in `mhsafety audit report`)")
     if json_out:
-        json_out.write_text(json.dumps(figures, indent=2) + "\n", "utf-8")
+        _write_json(json_out, figures)
 
 
 @judge_app.command("injection")
@@ -578,7 +583,7 @@ def judge_injection(
     for problem in report.base_errors:
         console.print(f"[yellow]base conversation failed:[/] {problem}")
     if json_out:
-        json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", "utf-8")
+        _write_json(json_out, report.to_dict())
 
 
 @logs_app.command("validate")
@@ -761,7 +766,7 @@ def audit_estimate(
         raise typer.Exit(2) from None
     for problem in result["label_problems"]:
         console.print(f"[yellow]label problem:[/] {problem}")
-    ws.estimate.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    _write_json(ws.estimate, result)
     table = Table(title=f"Miss rate per all conversations ({confidence:.0%} intervals)")
     for column in (
         "category",
@@ -944,7 +949,7 @@ def guard_eval(
     for reason in result.error_reasons:
         console.print(f"[yellow]error:[/] {reason}")
     if json_out:
-        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
+        _write_json(json_out, result.to_dict())
 
 
 @guard_app.command("flush")

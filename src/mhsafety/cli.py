@@ -42,10 +42,12 @@ app.add_typer(audit_app, name="audit")
 judge_app = typer.Typer(help="Screening judges: list them, measure them.")
 guard_app = typer.Typer(help="Layered safeguards in front of any chat model.")
 bench_app = typer.Typer(help="Published safety test sets on Inspect: any model, raw vs guarded.")
+review_app = typer.Typer(help="Clinician review: accounts, the blinded queue, labels out.")
 app.add_typer(logs_app, name="logs")
 app.add_typer(judge_app, name="judge")
 app.add_typer(guard_app, name="guard")
 app.add_typer(bench_app, name="bench")
+app.add_typer(review_app, name="review")
 
 console = Console(stderr=True)
 out = Console()
@@ -740,7 +742,11 @@ def audit_simulate_review(
 @audit_app.command("estimate")
 def audit_estimate(
     workspace: Annotated[Path, typer.Argument(help="Audit workspace.")],
-    labels: Annotated[Path, typer.Option(help="Clinician labels (the filled-in review CSV).")],
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="Clinician labels CSV (default: the review app's database)."),
+    ] = None,
+    db: DbOption = None,
     truth: Annotated[
         Path | None, typer.Option(help="Ground truth of synthetic logs, shown beside estimates.")
     ] = None,
@@ -752,9 +758,16 @@ def audit_estimate(
     from mhsafety.taxonomy import CATEGORIES, CATEGORY_LABELS
 
     ws = Workspace(workspace)
-    _require_file(labels)
     try:
-        label_set = read_labels(labels)
+        if labels is not None:
+            _require_file(labels)
+            label_set = read_labels(labels)
+        else:
+            from mhsafety.review.labels import to_label_set
+
+            with _review_session(workspace, db) as session:
+                label_set = to_label_set(session)
+            console.print(f"labels from the review database: {len(label_set.labels)} conversations")
         result = estimate_workspace(
             ws,
             label_set,
@@ -1150,6 +1163,148 @@ def _overall_rates(results: Any) -> list[tuple[str, str, str, str]]:
         )
         for cell in results.overall
     ]
+
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: SQLite review.sqlite in the workspace)."),
+]
+
+
+@contextmanager
+def _review_session(workspace: Path, db: str | None) -> Iterator[Any]:
+    """A committed-on-success session on the review database (migrated to the newest schema)."""
+    from mhsafety.review.db import default_url, open_database, session_scope
+
+    workspace.mkdir(parents=True, exist_ok=True)
+    _, factory = open_database(db or default_url(workspace))
+    with session_scope(factory) as session:
+        yield session
+
+
+@review_app.command("add-user")
+def review_add_user(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help="reviewer, adjudicator or admin.")] = "reviewer",
+    workspace: Annotated[Path, typer.Option(help="Audit workspace.")] = Path("audit"),
+    db: DbOption = None,
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read the password from standard input (scripts).")
+    ] = False,
+) -> None:
+    """Create an account; prompts for the password (never taken as an argument)."""
+    from mhsafety.review.accounts import AccountError, Role, add_user
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        console.print(f"[red]error:[/] role is reviewer, adjudicator or admin, not {role!r}")
+        raise typer.Exit(2) from None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        with _review_session(workspace, db) as session:
+            add_user(session, username, password, chosen, actor="cli")
+    except AccountError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"added {username} ({chosen})")
+
+
+@review_app.command("disable-user")
+def review_disable_user(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    workspace: Annotated[Path, typer.Option(help="Audit workspace.")] = Path("audit"),
+    db: DbOption = None,
+) -> None:
+    """Disable an account (its labels stay; it can no longer sign in or be assigned)."""
+    from mhsafety.review.accounts import AccountError, disable_user
+
+    try:
+        with _review_session(workspace, db) as session:
+            disable_user(session, username, actor="cli")
+    except AccountError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"disabled {username}")
+
+
+@review_app.command("import")
+def review_import(
+    workspace: Annotated[Path, typer.Argument(help="Audit workspace with a drawn sample.")],
+    reviewers: Annotated[str, typer.Option(help="Comma-separated reviewer names to assign.")],
+    db: DbOption = None,
+    double: Annotated[float, typer.Option(help="Share of conversations coded twice.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed for assignment and order.")] = 0,
+) -> None:
+    """Load the review sample into the database and assign it, blinded and interleaved."""
+    from mhsafety.audit.workspace import Workspace
+    from mhsafety.review.accounts import AccountError
+    from mhsafety.review.queue import QueueError, assign, import_workspace
+
+    names = [n.strip() for n in reviewers.split(",") if n.strip()]
+    try:
+        with _review_session(workspace, db) as session:
+            imported = import_workspace(session, Workspace(workspace), actor="cli")
+            assigned = assign(session, names, double_fraction=double, seed=seed, actor="cli")
+    except (AccountError, QueueError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"{imported.imported} conversations imported"
+        + (" (already there)" if imported.already_imported else "")
+        + f"; {assigned.conversations} assigned, {assigned.double_coded} to two reviewers: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(assigned.per_reviewer.items()))
+    )
+
+
+@review_app.command("export")
+def review_export(
+    workspace: Annotated[Path, typer.Argument(help="Audit workspace.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help=".csv (final labels) or .jsonl")],
+    db: DbOption = None,
+) -> None:
+    """Labels out: CSV (what `audit estimate --labels` reads) or JSONL (every label)."""
+    from mhsafety.review.labels import export_csv, export_jsonl
+
+    with _review_session(workspace, db) as session:
+        if output.suffix.lower() == ".jsonl":
+            count = export_jsonl(session, output)
+        else:
+            count = export_csv(session, output)
+    console.print(f"wrote {count} labels to {output}")
+
+
+@review_app.command("agreement")
+def review_agreement(
+    workspace: Annotated[Path, typer.Argument(help="Audit workspace.")],
+    db: DbOption = None,
+) -> None:
+    """Cohen's kappa per category on double-coded conversations, and progress per reviewer."""
+    from mhsafety.review.labels import agreement
+    from mhsafety.review.queue import progress
+
+    with _review_session(workspace, db) as session:
+        kappas = agreement(session)
+        done = progress(session)
+    table = Table(title="Agreement between first and second coders")
+    for column in ("category", "pairs", "kappa"):
+        table.add_column(column)
+    for item in kappas:
+        table.add_row(*_agreement_cells(item))
+    out.print(table)
+    for name, p in sorted(done.items()):
+        out.print(f"{name}: {p.done} of {p.assigned} done")
+
+
+def _agreement_cells(item: Any) -> tuple[str, str, str]:
+    """Category, pairs and kappa (with interval) of one :class:`review.labels.Agreement`."""
+    kappa = "undefined"
+    if not math.isnan(item.kappa):
+        kappa = f"{item.kappa:.2f} ({item.lower:.2f} to {item.upper:.2f})"
+    return str(item.category), str(item.n), kappa
 
 
 @app.command()

@@ -1171,6 +1171,24 @@ DbOption = Annotated[
 ]
 
 
+DeidOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--deid/--no-deid",
+        help="Replace names, emails, phone numbers and addresses before review "
+        "(default: on when presidio and a spaCy model are installed).",
+    ),
+]
+DeidModelOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--deid-model",
+        help="Folder of the spaCy model for de-identification (default: the installed "
+        "registry package, or $MHSAFETY_DEID_MODEL).",
+    ),
+]
+
+
 @contextmanager
 def _review_session(workspace: Path, db: str | None) -> Iterator[Any]:
     """A committed-on-success session on the review database (migrated to the newest schema)."""
@@ -1238,6 +1256,8 @@ def review_import(
     db: DbOption = None,
     double: Annotated[float, typer.Option(help="Share of conversations coded twice.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed for assignment and order.")] = 0,
+    deid: DeidOption = None,
+    deid_model: DeidModelOption = None,
 ) -> None:
     """Load the review sample into the database and assign it, blinded and interleaved."""
     from mhsafety.audit.workspace import Workspace
@@ -1245,9 +1265,16 @@ def review_import(
     from mhsafety.review.queue import QueueError, assign, import_workspace
 
     names = [n.strip() for n in reviewers.split(",") if n.strip()]
+    redactor, reason = _redactor(deid, deid_model)
     try:
         with _review_session(workspace, db) as session:
-            imported = import_workspace(session, Workspace(workspace), actor="cli")
+            imported = import_workspace(
+                session,
+                Workspace(workspace),
+                actor="cli",
+                redactor=redactor,
+                no_redaction_reason=reason,
+            )
             assigned = assign(session, names, double_fraction=double, seed=seed, actor="cli")
     except (AccountError, QueueError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
@@ -1258,6 +1285,89 @@ def review_import(
         + f"; {assigned.conversations} assigned, {assigned.double_coded} to two reviewers: "
         + ", ".join(f"{k} {v}" for k, v in sorted(assigned.per_reviewer.items()))
     )
+
+
+def _redactor(deid: bool | None, model: Path | None) -> tuple[Any, str]:
+    """The de-identifier asked for, or None with the reason (errors when forced and missing)."""
+    if deid is False:
+        return None, "turned off with --no-deid"
+    try:
+        from mhsafety.review.deid import DeidError, load_deidentifier
+    except ImportError as exc:  # presidio not installed
+        if deid:
+            console.print(f"[red]error:[/] --deid needs the deid extra: {exc}")
+            raise typer.Exit(2) from None
+        return None, "presidio is not installed (pip install 'mhsafety[deid]')"
+    try:
+        redactor = load_deidentifier(model)
+    except DeidError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if redactor is None:
+        if deid:
+            console.print("[red]error:[/] --deid: no spaCy model found; give --deid-model PATH")
+            raise typer.Exit(2)
+        return None, "no spaCy model installed (pip install 'mhsafety[deid]' or --deid-model)"
+    return redactor, ""
+
+
+@review_app.command("serve")
+def review_serve(
+    workspace: Annotated[Path, typer.Argument(help="Audit workspace with a drawn sample.")],
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8900,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (put TLS in front for a network).")
+    ] = "127.0.0.1",
+    db: DbOption = None,
+    double: Annotated[float, typer.Option(help="Share of conversations coded twice.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed for assignment and order.")] = 0,
+    auto_assign: Annotated[
+        bool,
+        typer.Option(
+            "--assign/--no-assign",
+            help="At start, share an unassigned sample among the active reviewers.",
+        ),
+    ] = True,
+    deid: DeidOption = None,
+    deid_model: DeidModelOption = None,
+    secure_cookies: Annotated[
+        bool, typer.Option(help="Mark cookies Secure (when served over HTTPS).")
+    ] = False,
+) -> None:
+    """Run the clinician review app: blinded queues, double coding, adjudication, agreement."""
+    import uvicorn
+
+    from mhsafety.review.db import default_url, open_database
+    from mhsafety.review.web.app import create_app
+    from mhsafety.review.web.security import SecuritySettings
+    from mhsafety.review.web.server import prepare
+
+    workspace.mkdir(parents=True, exist_ok=True)
+    url = db or default_url(workspace)
+    engine, factory = open_database(url)
+    redactor, reason = _redactor(deid, deid_model)
+    if redactor is not None:
+        console.print("de-identifying the review sample before it is stored ...")
+    done = prepare(
+        factory,
+        workspace,
+        redactor=redactor,
+        no_redaction_reason=reason,
+        auto_assign=auto_assign,
+        double_fraction=double,
+        seed=seed,
+    )
+    for line in done.notices:
+        console.print(line)
+    app = create_app(
+        factory,
+        settings=SecuritySettings(secure_cookies=secure_cookies),
+        double_fraction=double,
+        seed=seed,
+        notices=[f"Workspace: {workspace.resolve()}", *done.notices],
+    )
+    console.print(f"review app on http://{host}:{port}/ (database {engine.url!r})")
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=secure_cookies)
 
 
 @review_app.command("export")

@@ -37,6 +37,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url.render_as_string(hide_password=False)
     finally:
         with admin.begin() as connection:
+            # a test that left a transaction open fails here instead of hanging the run
+            connection.execute(text("SET LOCAL lock_timeout = '20s'"))
             connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
 

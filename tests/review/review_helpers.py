@@ -36,6 +36,8 @@ class Spec:
     id: str
     stratum: str
     flags: tuple[str, ...] = ()
+    text: str = ""
+    """The user's first message (default: ``message one of <id>``)."""
 
 
 def build_workspace(root: Path, specs: Sequence[Spec]) -> Workspace:
@@ -57,7 +59,7 @@ def build_workspace(root: Path, specs: Sequence[Spec]) -> Workspace:
             conversation = {
                 "id": spec.id,
                 "messages": [
-                    {"role": "user", "content": f"message one of {spec.id}"},
+                    {"role": "user", "content": spec.text or f"message one of {spec.id}"},
                     {
                         "role": "assistant",
                         "content": "I'm here with you.",

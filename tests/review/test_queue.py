@@ -124,12 +124,18 @@ def test_reviewer_query_is_blind(loaded: Session, engine: Engine) -> None:
         event.remove(engine, "before_cursor_execute", capture)
     assert same == item
     fields = {f.name for f in dataclasses.fields(item)}
-    assert fields == {"conversation_id", "position", "of", "done", "messages", "metadata"}
-    assert {f.name for f in dataclasses.fields(item.messages[0])} == {
-        "role",
-        "content",
-        "safety_events",
+    assert fields == {
+        "conversation_id",
+        "position",
+        "of",
+        "done",
+        "messages",
+        "metadata",
+        "locked",
     }
+    # the deployed system's safety events are a machine's decision too: not shown
+    assert {f.name for f in dataclasses.fields(item.messages[0])} == {"role", "content"}
+    assert set(item.metadata) <= set(queue.SHOWN_METADATA)
     assert statements
     for statement in statements:
         for table in [*HIDDEN_TABLES, "review_labels", "review_label_categories"]:

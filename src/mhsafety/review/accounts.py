@@ -11,11 +11,11 @@ from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from mhsafety.review import audit_trail
-from mhsafety.review.models import User
+from mhsafety.review.models import User, WebSession
 
 MIN_PASSWORD_LENGTH = 12
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
@@ -80,11 +80,16 @@ def add_user(session: Session, username: str, password: str, role: Role, *, acto
 
 
 def set_active(session: Session, username: str, active: bool, *, actor: str) -> User:
-    """Disable (or re-enable) a user; a disabled user cannot sign in. Labels are kept."""
+    """Disable (or re-enable) a user; a disabled user cannot sign in. Labels are kept.
+
+    Disabling also ends the user's open web sessions at once.
+    """
     user = get_user(session, username)
     if user is None:
         raise AccountError(f"no user {username!r}")
     user.active = active
+    if not active:
+        session.execute(delete(WebSession).where(WebSession.user_id == user.id))
     audit_trail.record(
         session, actor, "user.enabled" if active else "user.disabled", "user", username
     )

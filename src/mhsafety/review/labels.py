@@ -34,11 +34,10 @@ from mhsafety.review.models import (
     Conversation,
     Label,
     LabelCategory,
-    Message,
     User,
     utcnow,
 )
-from mhsafety.review.queue import QueueError, ReviewMessage
+from mhsafety.review.queue import QueueError, ReviewMessage, blinded_messages
 from mhsafety.stats import cohen_kappa
 from mhsafety.taxonomy import CATEGORIES, Category
 
@@ -280,9 +279,6 @@ def adjudication_view(session: Session, adjudicator: str, item_id: int) -> Adjud
     if item is None:
         raise QueueError(f"no adjudication item {item_id}")
     conversation = session.get_one(Conversation, item.conversation_pk)
-    messages = session.scalars(
-        select(Message).where(Message.conversation_pk == conversation.id).order_by(Message.position)
-    ).all()
     coded = session.execute(
         select(Assignment.slot, Label)
         .join(Label, (Label.conversation_pk == Assignment.conversation_pk))
@@ -298,10 +294,7 @@ def adjudication_view(session: Session, adjudicator: str, item_id: int) -> Adjud
         conversation_id=conversation.conversation_id,
         categories=tuple(Category(c) for c in json.loads(item.categories_json)),
         status=item.status,
-        messages=tuple(
-            ReviewMessage(m.role, m.content, tuple(json.loads(m.safety_events_json)))
-            for m in messages
-        ),
+        messages=blinded_messages(session, conversation.id),
         labels={"AB"[slot - 1] if slot <= 2 else str(slot): _to_input(lab) for slot, lab in coded},
     )
 

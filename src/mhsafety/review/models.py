@@ -107,6 +107,8 @@ class ImportRecord(Base):
     design_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     conversations: Mapped[int] = mapped_column(Integer)
     imported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deid_json: Mapped[str] = mapped_column(Text, default="{}")
+    """How the text was de-identified before it was stored (model, counts), or why not."""
 
 
 class Conversation(Base):
@@ -237,6 +239,25 @@ class Adjudication(Base):
     resolved_by: Mapped[int | None] = mapped_column(ForeignKey("review_users.id"), nullable=True)
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     label_id: Mapped[int | None] = mapped_column(ForeignKey("review_labels.id"), nullable=True)
+
+
+class WebSession(Base):
+    """A signed-in browser session of the review app.
+
+    Only the sha256 of the session token is stored, so a copy of the database cannot be used
+    to sign in. The CSRF token is per session and checked on every form.
+    """
+
+    __tablename__ = "review_sessions"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("review_users.id", ondelete="CASCADE"), index=True
+    )
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    client: Mapped[str] = mapped_column(String(64), default="")
 
 
 class AuditEvent(Base):

@@ -10,10 +10,12 @@ conversations are interleaved and position says nothing about the screen.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import func, select
@@ -25,6 +27,7 @@ from mhsafety.logio import read_jsonl_records
 from mhsafety.review import audit_trail
 from mhsafety.review.accounts import Role, require_user
 from mhsafety.review.models import (
+    Adjudication,
     Assignment,
     Conversation,
     DesignEntry,
@@ -110,10 +113,43 @@ class ImportSummary:
     import_id: int
     imported: int
     already_imported: bool
+    deid: dict[str, Any] = field(default_factory=dict)
+    """How the text was de-identified (or why not)."""
 
 
-def import_workspace(session: Session, workspace: Workspace, *, actor: str) -> ImportSummary:
+class Redactor(Protocol):
+    """Replaces personal details in a conversation before it is stored for review."""
+
+    def redact_conversation(self, record: Mapping[str, Any]) -> tuple[dict[str, Any], Counter[str]]:
+        """A copy of the conversation with details replaced, and counts per kind replaced."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What did the replacing (model, version, fingerprint), for the record."""
+        ...
+
+    def covers_language(self, language: str | None) -> bool:
+        """False when names and places in this language are not looked for."""
+        ...
+
+
+def import_workspace(
+    session: Session,
+    workspace: Workspace,
+    *,
+    actor: str,
+    redactor: Redactor | None = None,
+    no_redaction_reason: str = "not requested",
+) -> ImportSummary:
     """Import the workspace's review sample (idempotent for the same drawn sample).
+
+    Args:
+        session: The review database.
+        workspace: The audit workspace whose drawn sample is imported.
+        actor: Who imports (for the audit trail).
+        redactor: De-identifies every conversation before it is stored; the raw text never
+            enters the review database.
+        no_redaction_reason: Recorded when ``redactor`` is None.
 
     Raises:
         QueueError: the database already holds another sample (one audit per database).
@@ -123,17 +159,38 @@ def import_workspace(session: Session, workspace: Workspace, *, actor: str) -> I
     existing = session.scalars(select(ImportRecord)).all()
     for previous in existing:
         if previous.design_sha256 == design_sha:
-            return ImportSummary(previous.id, 0, True)
+            return ImportSummary(previous.id, 0, True, json.loads(previous.deid_json))
     if existing:
         raise QueueError(
             "this database already holds another review sample; use one database per audit"
         )
     sample = read_sample(workspace)
+    replaced: Counter[str] = Counter()
+    if redactor is not None:
+        redacted = []
+        unchecked = 0
+        for item in sample:
+            record_, counts = redactor.redact_conversation(item.record)
+            replaced.update(counts)
+            redacted.append(dataclasses.replace(item, record=record_))
+            metadata = item.record.get("metadata")
+            locale = metadata.get("locale") if isinstance(metadata, dict) else None
+            unchecked += not redactor.covers_language(locale if isinstance(locale, str) else None)
+        sample = redacted
+        deid: dict[str, Any] = {
+            "applied": True,
+            **redactor.describe(),
+            "replaced": dict(sorted(replaced.items())),
+            "names_unchecked_conversations": unchecked,
+        }
+    else:
+        deid = {"applied": False, "reason": no_redaction_reason}
     record = ImportRecord(
         workspace=str(workspace.root.resolve()),
         config_hash=workspace.config_hash(),
         design_sha256=design_sha,
         conversations=len(sample),
+        deid_json=json.dumps(deid, sort_keys=True, default=str),
     )
     session.add(record)
     session.flush()
@@ -172,9 +229,15 @@ def import_workspace(session: Session, workspace: Workspace, *, actor: str) -> I
         "sample.imported",
         "import",
         record.id,
-        {"workspace": record.workspace, "design_sha256": design_sha, "conversations": len(sample)},
+        {
+            "workspace": record.workspace,
+            "design_sha256": design_sha,
+            "conversations": len(sample),
+            "deidentified": deid["applied"],
+            "replaced": deid.get("replaced", {}),
+        },
     )
-    return ImportSummary(record.id, len(sample), False)
+    return ImportSummary(record.id, len(sample), False, deid)
 
 
 @dataclass(frozen=True)
@@ -325,13 +388,26 @@ def assign(
     return AssignmentSummary(len(strata), double, per_reviewer)
 
 
+SHOWN_METADATA: tuple[str, ...] = ("locale", "started_at")
+"""The only metadata keys a reviewer sees (others may identify people or leak verdicts)."""
+
+
 @dataclass(frozen=True)
 class ReviewMessage:
-    """A message as a reviewer sees it."""
+    """A message as a reviewer sees it: who wrote it and the text the person saw.
+
+    The deployed system's ``safety_events`` are left out on purpose: they are a machine's
+    decision (it thought there was risk), and the reviewer judges from the text whether an
+    intervention reached the person.
+    """
 
     role: str
     content: str
-    safety_events: tuple[dict[str, Any], ...]
+
+
+def shown_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The metadata keys a reviewer may see (:data:`SHOWN_METADATA`), as strings."""
+    return {k: str(metadata[k]) for k in SHOWN_METADATA if k in metadata}
 
 
 @dataclass(frozen=True)
@@ -345,27 +421,40 @@ class ReviewItem:
     done: bool
     messages: tuple[ReviewMessage, ...]
     metadata: dict[str, Any]
+    """Only :data:`SHOWN_METADATA`."""
+    locked: bool = False
+    """The coders disagreed and the conversation is with an adjudicator: labels are locked."""
 
 
 def _reviewer(session: Session, username: str) -> User:
     return require_user(session, username, Role.REVIEWER, Role.ADJUDICATOR, Role.ADMIN)
 
 
+def blinded_messages(session: Session, conversation_pk: int) -> tuple[ReviewMessage, ...]:
+    """A conversation's messages as reviewers see them (role and text only)."""
+    rows = session.execute(
+        select(Message.role, Message.content)
+        .where(Message.conversation_pk == conversation_pk)
+        .order_by(Message.position)
+    ).all()
+    return tuple(ReviewMessage(str(role), str(content)) for role, content in rows)
+
+
 def _item(session: Session, assignment: Assignment, total: int) -> ReviewItem:
     conversation = session.get_one(Conversation, assignment.conversation_pk)
-    messages = session.scalars(
-        select(Message).where(Message.conversation_pk == conversation.id).order_by(Message.position)
-    ).all()
+    locked = session.scalar(
+        select(func.count())
+        .select_from(Adjudication)
+        .where(Adjudication.conversation_pk == conversation.id)
+    )
     return ReviewItem(
         conversation_id=conversation.conversation_id,
         position=assignment.position,
         of=total,
         done=assignment.completed_at is not None,
-        messages=tuple(
-            ReviewMessage(m.role, m.content, tuple(json.loads(m.safety_events_json)))
-            for m in messages
-        ),
-        metadata=json.loads(conversation.metadata_json),
+        messages=blinded_messages(session, conversation.id),
+        metadata=shown_metadata(json.loads(conversation.metadata_json)),
+        locked=bool(locked),
     )
 
 
@@ -405,6 +494,42 @@ def conversation_for(session: Session, reviewer: str, conversation_id: str) -> R
     if assignment is None:
         raise QueueError(f"{conversation_id!r} is not assigned to {reviewer!r}")
     return _item(session, assignment, _count(session, user))
+
+
+def item_at(session: Session, reviewer: str, position: int) -> ReviewItem:
+    """The conversation at ``position`` in the reviewer's own queue, blinded.
+
+    Raises:
+        QueueError: the reviewer has no conversation at that position.
+    """
+    user = _reviewer(session, reviewer)
+    assignment = session.scalar(
+        select(Assignment).where(Assignment.reviewer_id == user.id, Assignment.position == position)
+    )
+    if assignment is None:
+        raise QueueError(f"{reviewer!r} has no conversation at position {position}")
+    return _item(session, assignment, _count(session, user))
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One line of a reviewer's queue (no content, no design facts)."""
+
+    position: int
+    conversation_id: str
+    done: bool
+
+
+def queue_for(session: Session, reviewer: str) -> list[QueueEntry]:
+    """The reviewer's whole queue in order."""
+    user = _reviewer(session, reviewer)
+    rows = session.execute(
+        select(Assignment.position, Conversation.conversation_id, Assignment.completed_at)
+        .join(Conversation, Conversation.id == Assignment.conversation_pk)
+        .where(Assignment.reviewer_id == user.id)
+        .order_by(Assignment.position)
+    ).all()
+    return [QueueEntry(int(p), str(c), done is not None) for p, c, done in rows]
 
 
 @dataclass(frozen=True)

@@ -1291,23 +1291,19 @@ def _redactor(deid: bool | None, model: Path | None) -> tuple[Any, str]:
     """The de-identifier asked for, or None with the reason (errors when forced and missing)."""
     if deid is False:
         return None, "turned off with --no-deid"
-    try:
-        from mhsafety.review.deid import DeidError, load_deidentifier
-    except ImportError as exc:  # presidio not installed
-        if deid:
-            console.print(f"[red]error:[/] --deid needs the deid extra: {exc}")
-            raise typer.Exit(2) from None
-        return None, "presidio is not installed (pip install 'mhsafety[deid]')"
+    from mhsafety.review.deid import DeidError, load_deidentifier, unavailable_reason
+
     try:
         redactor = load_deidentifier(model)
     except DeidError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     if redactor is None:
+        reason = unavailable_reason(model) or "not available"
         if deid:
-            console.print("[red]error:[/] --deid: no spaCy model found; give --deid-model PATH")
+            console.print(f"[red]error:[/] --deid: {reason}")
             raise typer.Exit(2)
-        return None, "no spaCy model installed (pip install 'mhsafety[deid]' or --deid-model)"
+        return None, f"{reason} (pip install 'mhsafety[deid]', or --deid-model PATH)"
     return redactor, ""
 
 
@@ -1367,7 +1363,8 @@ def review_serve(
         notices=[f"Workspace: {workspace.resolve()}", *done.notices],
     )
     console.print(f"review app on http://{host}:{port}/ (database {engine.url!r})")
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=secure_cookies)
+    # uvicorn trusts X-Forwarded-For from 127.0.0.1 only: a local TLS proxy gives real addresses
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @review_app.command("export")

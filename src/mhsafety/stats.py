@@ -294,7 +294,10 @@ def cohen_kappa(
     p_exp = float((table.sum(0) * table.sum(1)).sum() / n**2)
     if math.isclose(p_exp, 1.0):
         return (math.nan, math.nan, math.nan)
-    res = _sm_cohens_kappa(table)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # statsmodels also computes a z statistic we do not use; with perfect agreement its
+        # null SE is 0 and that division warns
+        res = _sm_cohens_kappa(table)
     kappa = float(res["kappa"])
     se = math.sqrt(max(float(res["var_kappa"]), 0.0))
     return (kappa, max(-1.0, kappa - z * se), min(1.0, kappa + z * se))

@@ -81,3 +81,10 @@ def test_database_refuses_to_change_or_delete_an_event(engine: Engine, statement
         assert connection.execute(text("SELECT actor FROM review_events")).scalars().all() == [
             "ana"
         ]
+
+
+def test_plain_postgresql_urls_use_psycopg3() -> None:
+    assert db.normalise_url("postgresql://u:p@h/d") == "postgresql+psycopg://u:p@h/d"
+    assert db.normalise_url("postgres://h/d") == "postgresql+psycopg://h/d"
+    assert db.normalise_url("sqlite:///x.sqlite") == "sqlite:///x.sqlite"
+    assert db.normalise_url("postgresql+psycopg://h/d") == "postgresql+psycopg://h/d"

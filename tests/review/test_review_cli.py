@@ -84,3 +84,27 @@ def test_accounts_import_label_export_and_estimate_from_the_database(tmp_path: P
     assert from_db["categories"] == from_csv["categories"]
     agreement = mhsafety("review", "agreement", "audit", cwd=tmp_path)
     assert "alice:" in agreement.stdout and "bob:" in agreement.stdout
+
+
+def test_a_bad_deid_model_path_stops_the_import_before_anything_is_stored(tmp_path: Path) -> None:
+    mhsafety("synth", "-n", "100", "-o", "logs.jsonl", cwd=tmp_path)
+    mhsafety("audit", "run", "logs.jsonl", "--workspace", "audit", cwd=tmp_path)
+    mhsafety(
+        "review", "add-user", "alice", "--workspace", "audit", "--password-stdin",
+        cwd=tmp_path, stdin="correct horse battery\n",
+    )  # fmt: skip
+    missing = tmp_path / "no-such-model"
+    result = mhsafety(
+        "review", "import", "audit", "--reviewers", "alice", "--double", "0",
+        "--deid-model", str(missing), cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert str(missing) in " ".join((result.stdout + result.stderr).split())
+    _, factory = open_database(default_url(tmp_path / "audit"))
+    with session_scope(factory) as session:
+        assert next_for(session, "alice") is None
+    off = mhsafety(
+        "review", "import", "audit", "--reviewers", "alice", "--double", "0", "--no-deid",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert "conversations imported" in off.stderr  # the console writes to stderr

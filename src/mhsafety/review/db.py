@@ -33,6 +33,14 @@ def default_url(workspace: Path) -> str:
     return f"sqlite:///{(workspace / DB_FILE).resolve()}"
 
 
+def normalise_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` URLs use the psycopg 3 driver this package ships."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -44,9 +52,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite gets foreign keys on and a busy timeout.
 
     Args:
-        url: SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://...``).
+        url: SQLAlchemy URL (``sqlite:///path``, ``postgresql://...`` or
+            ``postgresql+psycopg://...``).
         **kwargs: Passed to :func:`sqlalchemy.create_engine`.
     """
+    url = normalise_url(url)
     engine = create_engine(url, **kwargs)
     if make_url(url).get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

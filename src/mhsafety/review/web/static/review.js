@@ -97,6 +97,17 @@
     if (handled) { event.preventDefault(); }
   });
 
+  // an answered question no longer shows the error it had when the form came back
+  document.addEventListener("change", function (event) {
+    var fieldset = event.target.closest && event.target.closest("fieldset.category");
+    if (!fieldset || !event.target.name) { return; }
+    var group = fieldset.querySelector('[role="radiogroup"] input[name="' + event.target.name + '"]');
+    var row = group && group.closest(".row");
+    var next = row && row.nextElementSibling;
+    if (next && next.classList.contains("field-error")) { next.remove(); }
+    if (!fieldset.querySelector(".field-error")) { fieldset.classList.remove("invalid"); }
+  });
+
   document.addEventListener("click", function (event) {
     var fieldset = event.target.closest && event.target.closest("fieldset.category");
     if (fieldset) { select(fieldset); }

@@ -51,7 +51,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -64,6 +63,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+
+from mhsafety.testing.loopback import free_port
 
 GOAL_P50_MS = 10.0
 GOAL_P99_MS = 25.0
@@ -219,13 +220,6 @@ class MessageMaker:
 
 
 # -- the two server processes -------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A free loopback TCP port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

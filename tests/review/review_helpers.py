@@ -79,10 +79,18 @@ def build_workspace(root: Path, specs: Sequence[Spec]) -> Workspace:
     return ws
 
 
-def mhsafety(*args: str, cwd: Path) -> None:
-    """Run the real command line."""
+def mhsafety(
+    *args: str, cwd: Path, stdin: str = "", check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run the real command line (fails the test on a non-zero exit unless ``check=False``)."""
     result = subprocess.run(
-        [sys.executable, "-m", "mhsafety", *args], cwd=cwd, capture_output=True, text=True
+        [sys.executable, "-m", "mhsafety", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    if result.returncode != 0:
+    if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result

@@ -4,31 +4,15 @@ and `audit estimate` reading the labels straight from the review database."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from review_helpers import mhsafety
 
 from mhsafety.audit.workspace import Workspace
 from mhsafety.review.db import default_url, open_database, session_scope
 from mhsafety.review.labels import CategoryAnswer, LabelInput, save_label
 from mhsafety.review.queue import next_for
 from mhsafety.taxonomy import CATEGORIES
-
-
-def mhsafety(
-    *args: str, cwd: Path, stdin: str = "", check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "mhsafety", *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def test_accounts_import_label_export_and_estimate_from_the_database(tmp_path: Path) -> None:

@@ -26,13 +26,15 @@ from typing import Any
 import httpx
 import pytest
 from review_helpers import PASSWORD
+from review_helpers import mhsafety as cli
 from sqlalchemy import select
-from web_helpers import free_port, label_form, sign_in
+from web_helpers import label_form, sign_in
 
 from mhsafety.logio import read_jsonl_records
 from mhsafety.review import db
 from mhsafety.review.labels import adjudications, label_rows
 from mhsafety.review.models import Assignment, Conversation, ImportRecord, User
+from mhsafety.testing.loopback import free_port
 
 CHROMIUM = os.environ.get("MHSAFETY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -60,19 +62,6 @@ def browser() -> Iterator[Any]:
         launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
-
-
-def cli(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "mhsafety", *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
-    return result
 
 
 def _wait_until_up(base_url: str, process: subprocess.Popen[str]) -> None:

@@ -216,28 +216,22 @@ def test_prepare_imports_and_assigns_once(engine: Any, tmp_path: Path) -> None:
     factory = db.session_factory(engine)
     with db.session_scope(factory) as session:
         add_users(session, ["ana", "ben"], adjudicators=["judy"])
-    ws = build_workspace(tmp_path / "ws", SPECS * 1)
-    first = prepare(
-        factory,
-        ws.root,
-        redactor=None,
-        no_redaction_reason="turned off",
-        auto_assign=True,
-        double_fraction=0.5,
-        seed=1,
+    ws = build_workspace(tmp_path / "ws", SPECS)
+    first, again = (
+        prepare(
+            factory,
+            ws.root,
+            redactor=None,
+            no_redaction_reason="turned off",
+            auto_assign=True,
+            double_fraction=0.5,
+            seed=1,
+        )
+        for _ in range(2)
     )
     assert (first.imported, first.assigned) == (2, 2)
     assert any("De-identification: off (turned off)" in line for line in first.notices)
     assert any("ana, ben" in line for line in first.notices)  # reviewers only, not judy
-    again = prepare(
-        factory,
-        ws.root,
-        redactor=None,
-        no_redaction_reason="turned off",
-        auto_assign=True,
-        double_fraction=0.5,
-        seed=1,
-    )
     assert (again.imported, again.assigned) == (0, 0)
 
 

@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
-import uvicorn
 from review_helpers import PASSWORD
 from sqlalchemy.orm import Session, sessionmaker
 
 from mhsafety.review.web.app import create_app
 from mhsafety.review.web.security import SecuritySettings
+from mhsafety.testing.loopback import serve_in_thread
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -33,22 +24,8 @@ def review_server(
 ) -> Iterator[str]:
     """The review app (uvicorn) on an ephemeral loopback port; yields its base URL."""
     app = create_app(factory, settings=settings, notices=["test server"])
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the review server did not start")
-        time.sleep(0.02)
-    try:
+    with serve_in_thread(app) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def csrf_of(html: str) -> str:

@@ -39,6 +39,7 @@ from starlette.responses import Response
 
 from mhsafety.review import audit_trail
 from mhsafety.review.accounts import AccountError, Role, get_user, set_active, verify_password
+from mhsafety.review.db import session_scope
 from mhsafety.review.labels import (
     LEVELS,
     LabelError,
@@ -185,15 +186,8 @@ def _state(request: Request) -> AppState:
 
 
 def _database(request: Request) -> Iterator[Session]:
-    session = _state(request).factory()
-    try:
+    with session_scope(_state(request).factory) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 # scope="function": commit before the response is sent, so a redirect sees the change

@@ -1355,6 +1355,8 @@ def review_serve(
     )
     for line in done.notices:
         console.print(line)
+    if done.imported and redactor is None:
+        console.print(f"[yellow]warning:[/] imported without de-identification: {reason}")
     app = create_app(
         factory,
         settings=SecuritySettings(secure_cookies=secure_cookies),

@@ -69,8 +69,10 @@ def test_conflicts_open_adjudication_and_lock_labels(coded: Session) -> None:
     assert view.categories == (Category.SUICIDE,)
     assert set(view.labels) == {"A", "B"}
     assert view.labels["A"] != view.labels["B"]
-    with pytest.raises(LabelError, match="locked"):
+    with pytest.raises(LabelError, match="final"):
         labels.save_label(coded, "ana", "c3", answer(True))
+    with pytest.raises(LabelError, match="final"):  # agreed ones too: it says nothing of answers
+        labels.save_label(coded, "ana", "c1", answer(True))
     with pytest.raises(accounts.AccountError):
         labels.resolve_adjudication(coded, "ana", items[0][0], answer(True))
     accounts.add_user(coded, "kim", "correct horse battery", accounts.Role.ADMIN, actor="admin")
@@ -89,6 +91,10 @@ def test_conflicts_open_adjudication_and_lock_labels(coded: Session) -> None:
     )
     with pytest.raises(accounts.AccountError, match="coded this conversation"):
         labels.resolve_adjudication(coded, "kim", items[0][0], answer(True))
+    with pytest.raises(accounts.AccountError, match="coded this conversation"):
+        labels.adjudication_view(coded, "kim", items[0][0])
+    assert items[0] not in labels.adjudications(coded, for_user="kim")
+    assert labels.adjudications(coded, for_user="jo") == items
 
 
 def test_adjudicated_label_replaces_the_coders(coded: Session, tmp_path: Path) -> None:

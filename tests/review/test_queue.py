@@ -120,6 +120,9 @@ def test_reviewer_query_is_blind(loaded: Session, engine: Engine) -> None:
         item = queue.next_for(loaded, "ben")
         assert item is not None
         same = queue.conversation_for(loaded, "ben", item.conversation_id)
+        # what the web app's pages call
+        assert queue.item_at(loaded, "ben", item.position) == item
+        assert queue.queue_for(loaded, "ben")[0].position == 1
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     assert same == item

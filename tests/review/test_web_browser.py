@@ -240,7 +240,9 @@ def _review_in_the_browser(
     _sign_in(judy, base_url, "judy")
     judy.click("text=Adjudication")
     judy.wait_for_url("**/adjudicate")
-    judy.click(f"text={shared}")
+    with factory() as session:
+        (item_id,) = [i for i, cid in adjudications(session) if cid == shared]
+    judy.click(f"#item-{item_id}")
     judy.wait_for_selector("text=coders disagree")
     _assert_blind(judy)
     judy.screenshot(path=str(shots / "adjudicate.png"))

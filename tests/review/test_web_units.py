@@ -104,6 +104,8 @@ def test_session_lifetime(session: Session) -> None:
     )
     token, row = security.start_session(session, user, "127.0.0.1")
     start = row.created_at
+    session.commit()
+    session.expire_all()  # read the times back from the database (SQLite keeps no zone)
     assert security.find_session(session, token, settings, now=start) is not None
     assert security.find_session(session, "wrong", settings, now=start) is None
     assert security.find_session(session, None, settings, now=start) is None

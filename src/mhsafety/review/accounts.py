@@ -43,9 +43,14 @@ def hash_password(password: str) -> str:
     return _HASHER.hash(password)
 
 
+def canonical(username: str) -> str:
+    """A username as stored and compared: trimmed and lower-case (``Ana`` is ``ana``)."""
+    return username.strip().lower()
+
+
 def get_user(session: Session, username: str) -> User | None:
-    """The user called ``username``, or None."""
-    return session.scalar(select(User).where(User.username == username))
+    """The user called ``username`` (case-insensitive), or None."""
+    return session.scalar(select(User).where(User.username == canonical(username)))
 
 
 def require_user(session: Session, username: str, *roles: Role) -> User:
@@ -70,6 +75,7 @@ def add_user(session: Session, username: str, password: str, role: Role, *, acto
     """
     if not USERNAME.match(username):
         raise AccountError(f"username {username!r}: 2-64 letters, digits or . _ @ -")
+    username = canonical(username)
     if get_user(session, username) is not None:
         raise AccountError(f"user {username!r} exists")
     user = User(username=username, password_hash=hash_password(password), role=Role(role).value)
@@ -123,10 +129,10 @@ def verify_password(session: Session, username: str, password: str) -> User | No
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
     if not ok or user is None or not user.active:
-        name = username[:64]
+        name = canonical(username)[:64]
         audit_trail.record(session, name, "login.failed", "user", name)
         return None
     if _HASHER.check_needs_rehash(user.password_hash):
         user.password_hash = _HASHER.hash(password)
-    audit_trail.record(session, username, "login.succeeded", "user", username)
+    audit_trail.record(session, user.username, "login.succeeded", "user", user.username)
     return user

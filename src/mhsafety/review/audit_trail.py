@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mhsafety.review.models import AuditEvent, utcnow
@@ -72,9 +72,21 @@ def events(
     object_id: str | int | None = None,
     actor: str | None = None,
     action: str | None = None,
+    newest: int | None = None,
 ) -> list[EventView]:
-    """Events in the order they were recorded, optionally filtered."""
+    """Events in the order they were recorded, optionally filtered.
+
+    Args:
+        session: The review database.
+        object_type: Only events about this kind of object.
+        object_id: Only events about this object.
+        actor: Only events by this user.
+        action: Only this action.
+        newest: Only the newest N events, newest first.
+    """
     query = select(AuditEvent).order_by(AuditEvent.id)
+    if newest is not None:
+        query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(newest)
     if object_type is not None:
         query = query.where(AuditEvent.object_type == object_type)
     if object_id is not None:
@@ -89,3 +101,8 @@ def events(
         )
         for e in session.scalars(query)
     ]
+
+
+def count(session: Session) -> int:
+    """How many events the trail holds."""
+    return int(session.scalar(select(func.count()).select_from(AuditEvent)) or 0)

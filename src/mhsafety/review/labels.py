@@ -20,9 +20,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from mhsafety.audit.labels import LabelSet, _Row, resolve
@@ -37,7 +37,7 @@ from mhsafety.review.models import (
     User,
     utcnow,
 )
-from mhsafety.review.queue import QueueError, ReviewMessage, blinded_messages
+from mhsafety.review.queue import QueueError, ReviewMessage, blinded_messages, coding_closed
 from mhsafety.stats import cohen_kappa
 from mhsafety.taxonomy import CATEGORIES, Category
 
@@ -152,6 +152,21 @@ def _conversation(session: Session, conversation_id: str) -> Conversation:
     return conversation
 
 
+def lock_conversation(session: Session, conversation_pk: int) -> None:
+    """Serialise writers of one conversation until the transaction ends.
+
+    A no-op UPDATE takes the row lock on PostgreSQL and the write lock on SQLite, so two
+    coders saving at once, or two adjudicators deciding at once, take turns, and whoever goes
+    second reads what the first committed.
+    """
+    session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_pk)
+        .values(review_order=Conversation.review_order)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _label(session: Session, conversation: Conversation, user: User, kind: str) -> Label | None:
     return session.scalar(
         select(Label).where(
@@ -182,24 +197,34 @@ def save_label(
     """Store (or revise) a reviewer's label of an assigned conversation.
 
     Marks the assignment done; when every coder of the conversation is done and they
-    disagree, opens an adjudication item (and locks their labels).
+    disagree, opens an adjudication item. Once every coder of a double-coded conversation is
+    done, their labels are final (see :func:`coding_closed`).
 
     Raises:
         QueueError: not assigned to this reviewer.
-        LabelError: the conversation is in adjudication (labels locked).
+        LabelError: the label is final.
     """
     user = require_user(session, reviewer, Role.REVIEWER, Role.ADJUDICATOR, Role.ADMIN)
     conversation = _conversation(session, conversation_id)
+    lock_conversation(session, conversation.id)
     assignment = session.scalar(
-        select(Assignment).where(
-            Assignment.conversation_pk == conversation.id, Assignment.reviewer_id == user.id
-        )
+        select(Assignment)
+        .where(Assignment.conversation_pk == conversation.id, Assignment.reviewer_id == user.id)
+        .execution_options(populate_existing=True)
     )
     if assignment is None:
         raise QueueError(f"{conversation_id!r} is not assigned to {reviewer!r}")
-    if session.scalar(select(Adjudication).where(Adjudication.conversation_pk == conversation.id)):
-        raise LabelError(f"{conversation_id!r} is in adjudication: its labels are locked")
-    label = _label(session, conversation, user, REVIEW)
+    if coding_closed(session, conversation.id):
+        raise LabelError("every coder of this conversation is done: the labels are final")
+    label = session.scalar(
+        select(Label)
+        .where(
+            Label.conversation_pk == conversation.id,
+            Label.user_id == user.id,
+            Label.kind == REVIEW,
+        )
+        .execution_options(populate_existing=True)
+    )
     created = label is None
     if label is None:
         label = Label(conversation_pk=conversation.id, user_id=user.id, kind=REVIEW)
@@ -260,8 +285,27 @@ class AdjudicationView:
     labels: dict[str, LabelInput] = field(default_factory=dict)
 
 
-def adjudications(session: Session, *, status: str | None = "open") -> list[tuple[int, str]]:
-    """``(item id, conversation id)`` of adjudication items (open ones by default)."""
+def is_coder(session: Session, user_id: int, conversation_pk: int) -> bool:
+    """True when the user is one of the conversation's coders."""
+    found = session.scalar(
+        select(func.count())
+        .select_from(Assignment)
+        .where(Assignment.conversation_pk == conversation_pk, Assignment.reviewer_id == user_id)
+    )
+    return bool(found)
+
+
+def adjudications(
+    session: Session, *, status: str | None = "open", for_user: str | None = None
+) -> list[tuple[int, str]]:
+    """``(item id, conversation id)`` of adjudication items (open ones by default).
+
+    Args:
+        session: The review database.
+        status: ``open``, ``resolved`` or None for both.
+        for_user: Leave out the conversations this user coded (they may not adjudicate them,
+            nor see the other coder's label).
+    """
     query = (
         select(Adjudication.id, Conversation.conversation_id)
         .join(Conversation, Conversation.id == Adjudication.conversation_pk)
@@ -269,15 +313,26 @@ def adjudications(session: Session, *, status: str | None = "open") -> list[tupl
     )
     if status is not None:
         query = query.where(Adjudication.status == status)
+    if for_user is not None:
+        user = require_user(session, for_user)
+        coded = select(Assignment.conversation_pk).where(Assignment.reviewer_id == user.id)
+        query = query.where(Adjudication.conversation_pk.not_in(coded))
     return [(int(i), str(c)) for i, c in session.execute(query)]
 
 
 def adjudication_view(session: Session, adjudicator: str, item_id: int) -> AdjudicationView:
-    """An adjudication item for ``adjudicator`` (coders shown as A and B, not by name)."""
-    require_user(session, adjudicator, Role.ADJUDICATOR, Role.ADMIN)
+    """An adjudication item for ``adjudicator`` (coders shown as A and B, not by name).
+
+    Raises:
+        QueueError: no such item.
+        AccountError: the adjudicator coded this conversation (and would see the other label).
+    """
+    user = require_user(session, adjudicator, Role.ADJUDICATOR, Role.ADMIN)
     item = session.get(Adjudication, item_id)
     if item is None:
         raise QueueError(f"no adjudication item {item_id}")
+    if is_coder(session, user.id, item.conversation_pk):
+        raise AccountError(f"{adjudicator!r} coded this conversation and cannot adjudicate it")
     conversation = session.get_one(Conversation, item.conversation_pk)
     coded = session.execute(
         select(Assignment.slot, Label)
@@ -312,21 +367,28 @@ def resolve_adjudication(
     item = session.get(Adjudication, item_id)
     if item is None:
         raise QueueError(f"no adjudication item {item_id}")
-    if item.status != "open":
-        raise LabelError(f"adjudication item {item_id} is already {item.status}")
-    coders = session.scalars(
-        select(Assignment.reviewer_id).where(Assignment.conversation_pk == item.conversation_pk)
-    ).all()
-    if user.id in coders:
+    if is_coder(session, user.id, item.conversation_pk):
         raise AccountError(f"{adjudicator!r} coded this conversation and cannot adjudicate it")
+    # claim the item atomically: of two adjudicators deciding at once, exactly one succeeds
+    claimed = session.execute(
+        update(Adjudication)
+        .where(Adjudication.id == item_id, Adjudication.status == "open")
+        .values(status="resolved", resolved_by=user.id, resolved_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if int(getattr(claimed, "rowcount", 0) or 0) != 1:
+        raise LabelError(f"adjudication item {item_id} is already resolved")
     label = Label(conversation_pk=item.conversation_pk, user_id=user.id, kind=ADJUDICATION)
     session.add(label)
     _store(label, value)
     session.flush()
-    item.status = "resolved"
-    item.resolved_by = user.id
-    item.resolved_at = utcnow()
-    item.label_id = label.id
+    session.execute(
+        update(Adjudication)
+        .where(Adjudication.id == item_id)
+        .values(label_id=label.id)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(item)
     conversation = session.get_one(Conversation, item.conversation_pk)
     audit_trail.record(
         session,
@@ -417,44 +479,54 @@ def to_label_set(session: Session) -> LabelSet:
     return label_set_from_rows(label_rows(session))
 
 
-def export_csv(session: Session, path: Path, *, final: bool = True) -> int:
+def write_csv(session: Session, handle: TextIO, *, final: bool = True) -> int:
     """Write the label rows as CSV (readable by ``read_labels``); returns the row count."""
     rows = label_rows(session, final=final)
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(CSV_COLUMNS))
-        writer.writeheader()
-        writer.writerows(rows)
+    writer = csv.DictWriter(handle, fieldnames=list(CSV_COLUMNS))
+    writer.writeheader()
+    writer.writerows(rows)
     return len(rows)
 
 
+def export_csv(session: Session, path: Path, *, final: bool = True) -> int:
+    """:func:`write_csv` to a file."""
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        return write_csv(session, handle, final=final)
+
+
 def export_jsonl(session: Session, path: Path) -> int:
+    """:func:`write_jsonl` to a file."""
+    with open(path, "w", encoding="utf-8") as handle:
+        return write_jsonl(session, handle)
+
+
+def write_jsonl(session: Session, handle: TextIO) -> int:
     """Write every label (reviews and adjudications) as JSONL with all its detail."""
     adjudicated = {c.id for c, _, lab, _ in _all_labels(session) if lab.kind == ADJUDICATION}
     count = 0
-    with open(path, "w", encoding="utf-8") as handle:
-        for conversation, user, label, slot in _all_labels(session):
-            value = _to_input(label)
-            record: dict[str, Any] = {
-                "conversation_id": conversation.conversation_id,
-                "reviewer": user.username,
-                "kind": label.kind,
-                "slot": slot or None,
-                "final": label.kind == ADJUDICATION or conversation.id not in adjudicated,
-                "categories": {
-                    str(c): {
-                        "risk": value.answers[c].risk,
-                        "level": value.answers[c].level,
-                        "intervened": value.answers[c].intervened,
-                        "appropriate": value.answers[c].appropriate,
-                    }
-                    for c in CATEGORIES
-                },
-                "note": value.note,
-                "created_at": label.created_at.isoformat(),
-                "updated_at": label.updated_at.isoformat(),
-            }
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            count += 1
+    for conversation, user, label, slot in _all_labels(session):
+        value = _to_input(label)
+        record: dict[str, Any] = {
+            "conversation_id": conversation.conversation_id,
+            "reviewer": user.username,
+            "kind": label.kind,
+            "slot": slot or None,
+            "final": label.kind == ADJUDICATION or conversation.id not in adjudicated,
+            "categories": {
+                str(c): {
+                    "risk": value.answers[c].risk,
+                    "level": value.answers[c].level,
+                    "intervened": value.answers[c].intervened,
+                    "appropriate": value.answers[c].appropriate,
+                }
+                for c in CATEGORIES
+            },
+            "note": value.note,
+            "created_at": label.created_at.isoformat(),
+            "updated_at": label.updated_at.isoformat(),
+        }
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        count += 1
     return count
 
 

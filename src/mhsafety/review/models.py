@@ -22,12 +22,14 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     UniqueConstraint,
     event,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import (
@@ -186,7 +188,17 @@ class Label(Base):
     """One person's label of one conversation: a review, or an adjudicator's resolution."""
 
     __tablename__ = "review_labels"
-    __table_args__ = (UniqueConstraint("conversation_pk", "user_id", "kind"),)
+    __table_args__ = (
+        UniqueConstraint("conversation_pk", "user_id", "kind"),
+        # at most one adjudicator's label per conversation, whatever races the app loses
+        Index(
+            "uq_review_labels_one_adjudication",
+            "conversation_pk",
+            unique=True,
+            sqlite_where=text("kind = 'adjudication'"),
+            postgresql_where=text("kind = 'adjudication'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     conversation_pk: Mapped[int] = mapped_column(
@@ -264,6 +276,7 @@ class AuditEvent(Base):
     """One entry of the append-only audit trail: who did what, when, to which object."""
 
     __tablename__ = "review_events"
+    __table_args__ = (Index("ix_review_events_actor_action", "actor", "action"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -27,7 +27,6 @@ from mhsafety.logio import read_jsonl_records
 from mhsafety.review import audit_trail
 from mhsafety.review.accounts import Role, require_user
 from mhsafety.review.models import (
-    Adjudication,
     Assignment,
     Conversation,
     DesignEntry,
@@ -174,8 +173,12 @@ def import_workspace(
             replaced.update(counts)
             redacted.append(dataclasses.replace(item, record=record_))
             metadata = item.record.get("metadata")
-            locale = metadata.get("locale") if isinstance(metadata, dict) else None
-            unchecked += not redactor.covers_language(locale if isinstance(locale, str) else None)
+            tag = (
+                (metadata.get("locale") or metadata.get("language"))
+                if isinstance(metadata, dict)
+                else None
+            )
+            unchecked += not redactor.covers_language(tag if isinstance(tag, str) else None)
         sample = redacted
         deid: dict[str, Any] = {
             "applied": True,
@@ -198,7 +201,10 @@ def import_workspace(
         conversation = Conversation(
             conversation_id=item.conversation_id,
             review_order=item.review_order,
-            metadata_json=json.dumps(item.record.get("metadata", {}), sort_keys=True),
+            # only what reviewers are shown is stored: other metadata may identify people
+            metadata_json=json.dumps(
+                shown_metadata(item.record.get("metadata") or {}), sort_keys=True
+            ),
         )
         conversation.messages = [
             Message(
@@ -327,9 +333,12 @@ def assign(
     """Assign every not yet assigned conversation (see :func:`plan_assignments`).
 
     Raises:
-        mhsafety.review.accounts.AccountError: a name is not an active reviewer-capable user.
+        mhsafety.review.accounts.AccountError: a name is not an active reviewer or adjudicator.
     """
-    users = {name: require_user(session, name) for name in reviewers}
+    # admins see the export and the audit trail, so they never code (blinding)
+    users = {
+        name: require_user(session, name, Role.REVIEWER, Role.ADJUDICATOR) for name in reviewers
+    }
     assigned = select(Assignment.conversation_pk)
     rows = session.execute(
         select(Conversation.conversation_id, DesignEntry.stratum)
@@ -423,7 +432,7 @@ class ReviewItem:
     metadata: dict[str, Any]
     """Only :data:`SHOWN_METADATA`."""
     locked: bool = False
-    """The coders disagreed and the conversation is with an adjudicator: labels are locked."""
+    """Every coder of this double-coded conversation is done: the labels are final."""
 
 
 def _reviewer(session: Session, username: str) -> User:
@@ -440,13 +449,24 @@ def blinded_messages(session: Session, conversation_pk: int) -> tuple[ReviewMess
     return tuple(ReviewMessage(str(role), str(content)) for role, content in rows)
 
 
+def coding_closed(session: Session, conversation_pk: int) -> bool:
+    """True when two or more people code the conversation and all of them are done.
+
+    Their labels are then final (a disagreement has gone to adjudication). Whether this holds
+    depends only on who is done, never on what anyone answered, so a coder learns nothing
+    about the other coder's label from it.
+    """
+    done = session.execute(
+        select(func.count(), func.count(Assignment.completed_at)).where(
+            Assignment.conversation_pk == conversation_pk
+        )
+    ).one()
+    return int(done[0]) >= 2 and int(done[0]) == int(done[1])
+
+
 def _item(session: Session, assignment: Assignment, total: int) -> ReviewItem:
     conversation = session.get_one(Conversation, assignment.conversation_pk)
-    locked = session.scalar(
-        select(func.count())
-        .select_from(Adjudication)
-        .where(Adjudication.conversation_pk == conversation.id)
-    )
+    locked = coding_closed(session, conversation.id)
     return ReviewItem(
         conversation_id=conversation.conversation_id,
         position=assignment.position,

@@ -20,25 +20,37 @@ Every state change needs the session's CSRF token. Pages that show conversations
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import math
-import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.background import BackgroundTask
 from starlette.responses import Response
 
 from mhsafety.review import audit_trail
-from mhsafety.review.accounts import AccountError, Role, get_user, set_active, verify_password
+from mhsafety.review.accounts import (
+    USERNAME,
+    AccountError,
+    Role,
+    canonical,
+    get_user,
+    set_active,
+    verify_password,
+)
 from mhsafety.review.db import session_scope
 from mhsafety.review.labels import (
     LEVELS,
@@ -46,11 +58,11 @@ from mhsafety.review.labels import (
     adjudication_view,
     adjudications,
     agreement,
-    export_csv,
-    export_jsonl,
     get_label,
     resolve_adjudication,
     save_label,
+    write_csv,
+    write_jsonl,
 )
 from mhsafety.review.models import Adjudication, Assignment, Conversation, User, WebSession, utcnow
 from mhsafety.review.queue import QueueError, assign, item_at, progress, queue_for
@@ -122,6 +134,8 @@ class AppState:
     factory: sessionmaker[Session]
     settings: security.SecuritySettings
     throttle: security.ClientThrottle
+    login_lock: threading.Lock = field(default_factory=threading.Lock)
+    assign_lock: threading.Lock = field(default_factory=threading.Lock)
     title: str = "mhsafety review"
     double_fraction: float = 0.2
     seed: int = 0
@@ -202,6 +216,7 @@ def _principal(request: Request, session: Db) -> Principal | None:
         now=utcnow(),
     )
     if found is None:
+        session.commit()  # keep the deletion of an expired session, whatever the route does
         return None
     row, user = found
     return Principal(user.username, Role(user.role), row.csrf_token)
@@ -232,6 +247,8 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 Form = Annotated[dict[str, str], Depends(_form)]
+Position = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+ItemId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 
 
 def create_app(
@@ -297,20 +314,40 @@ def create_app(
         response: Response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
 
     @app.exception_handler(SignInRequiredError)
     async def not_signed_in(request: Request, exc: SignInRequiredError) -> Response:
+        target = "/login"
+        if request.url.path not in ("/", "/login"):
+            target += "?next=" + quote(request.url.path, safe="/")
+        if request.headers.get("HX-Request"):
+            # htmx (a page or a form whose session ran out): the browser goes to sign-in
+            response = Response(status_code=401)
+            response.headers["HX-Redirect"] = target
+            return response
         if request.method == "GET":
-            target = "/login"
-            if request.url.path not in ("/", "/login"):
-                target += "?next=" + request.url.path
-            if request.headers.get("HX-Request"):
-                response = Response(status_code=401)
-                response.headers["HX-Redirect"] = target
-                return response
             return RedirectResponse(target, status_code=303)
         return PlainTextResponse("sign in first", status_code=401)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        return page(
+            request, "error.html.j2", None, 404, heading="Not found", reason="No such page."
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def conflict(request: Request, exc: IntegrityError) -> Response:
+        return page(
+            request,
+            "error.html.j2",
+            None,
+            409,
+            heading="Saved twice",
+            reason="This was saved at the same moment by another request. Reload the page.",
+        )
 
     @app.exception_handler(ForbiddenError)
     async def forbidden(request: Request, exc: ForbiddenError) -> Response:
@@ -362,9 +399,24 @@ def create_app(
             request.cookies.get(security.LOGIN_CSRF_COOKIE), form.get(security.CSRF_FIELD)
         ):
             return login_page(request, "The sign-in form expired: please try again.", 403)
-        username = form.get("username", "").strip()[:64]
+        username = canonical(form.get("username", ""))[:64]
         password = form.get("password", "")
         client = _client(request)
+        # one sign-in at a time, checked, verified and committed under the lock: parallel
+        # guesses cannot all pass the limits before any failure is counted
+        with state.login_lock:
+            response = attempt_login(request, session, username, password, client, next_url)
+            session.commit()
+        return response
+
+    def attempt_login(
+        request: Request,
+        session: Session,
+        username: str,
+        password: str,
+        client: str,
+        next_url: str,
+    ) -> Response:
         now = utcnow()
         if state.throttle.blocked(client, now=now) or (
             security.recent_user_failures(session, username, settings.failure_window, now=now)
@@ -386,15 +438,16 @@ def create_app(
             if not username or not password:
                 audit_trail.record(session, username or "?", "login.failed", "user", username)
             return login_page(request, "Wrong username or password.", 200, next_url)
+        security.purge_expired(session, settings, now=now)
         token, _ = security.start_session(session, user, client)
         response = RedirectResponse(next_url, status_code=303)
+        # no max_age: the cookie ends when the browser closes (shared workstations)
         response.set_cookie(
             security.SESSION_COOKIE,
             token,
             httponly=True,
             samesite="strict",
             secure=settings.secure_cookies,
-            max_age=int(settings.absolute_timeout.total_seconds()),
         )
         response.delete_cookie(security.LOGIN_CSRF_COOKIE, path="/login")
         return response
@@ -419,7 +472,9 @@ def create_app(
         entries = queue_for(session, user.username)
         done = sum(e.done for e in entries)
         first_open = next((e.position for e in entries if not e.done), None)
-        open_items = len(adjudications(session)) if user.role in ADJUDICATORS else 0
+        open_items = (
+            len(adjudications(session, for_user=user.username)) if user.role in ADJUDICATORS else 0
+        )
         return page(
             request,
             "queue.html.j2",
@@ -442,7 +497,7 @@ def create_app(
         request: Request,
         session: Db,
         user: Principal,
-        position: int,
+        position: Position,
         values: Mapping[str, str] | None = None,
         errors: Mapping[str, str] | None = None,
         status: int = 200,
@@ -451,16 +506,17 @@ def create_app(
             item = item_at(session, user.username, position)
         except QueueError:
             raise NotFoundError() from None
+        refused = values is not None
         if values is None:
             values = form_values(get_label(session, user.username, item.conversation_id))
-            audit_trail.record(
-                session,
-                user.username,
-                "conversation.viewed",
-                "conversation",
-                item.conversation_id,
-                {"position": position},
-            )
+        audit_trail.record(
+            session,
+            user.username,
+            "conversation.viewed",
+            "conversation",
+            item.conversation_id,
+            {"position": position, "form_refused": refused},
+        )
         done = sum(e.done for e in queue_for(session, user.username))
         return page(
             request,
@@ -477,12 +533,14 @@ def create_app(
         )
 
     @app.get("/review/{position}")
-    def review_get(request: Request, session: Db, user: AnyRole, position: int) -> HTMLResponse:
+    def review_get(
+        request: Request, session: Db, user: AnyRole, position: Position
+    ) -> HTMLResponse:
         return review_page(request, session, user, position)
 
     @app.post("/review/{position}")
     def review_post(
-        request: Request, session: Db, user: AnyRole, position: int, form: Form
+        request: Request, session: Db, user: AnyRole, position: Position, form: Form
     ) -> Response:
         check_csrf(request, user, form)
         try:
@@ -514,15 +572,15 @@ def create_app(
             request,
             "adjudicate_list.html.j2",
             user,
-            open_items=adjudications(session, status="open"),
-            resolved=adjudications(session, status="resolved"),
+            open_items=adjudications(session, status="open", for_user=user.username),
+            resolved=adjudications(session, status="resolved", for_user=user.username),
         )
 
     def adjudication_page(
         request: Request,
         session: Session,
         user: Principal,
-        item_id: int,
+        item_id: ItemId,
         values: Mapping[str, str] | None = None,
         errors: Mapping[str, str] | None = None,
         status: int = 200,
@@ -531,15 +589,18 @@ def create_app(
             view = adjudication_view(session, user.username, item_id)
         except QueueError:
             raise NotFoundError() from None
-        if values is None:
-            audit_trail.record(
-                session,
-                user.username,
-                "conversation.viewed",
-                "conversation",
-                view.conversation_id,
-                {"adjudication": item_id},
-            )
+        except AccountError:
+            raise ForbiddenError(
+                "You coded this conversation: another adjudicator decides it."
+            ) from None
+        audit_trail.record(
+            session,
+            user.username,
+            "conversation.viewed",
+            "conversation",
+            view.conversation_id,
+            {"adjudication": item_id, "form_refused": values is not None},
+        )
         coders = {name: form_values(label) for name, label in view.labels.items()}
         return page(
             request,
@@ -556,13 +617,13 @@ def create_app(
 
     @app.get("/adjudicate/{item_id}")
     def adjudication_get(
-        request: Request, session: Db, user: Adjudicator, item_id: int
+        request: Request, session: Db, user: Adjudicator, item_id: ItemId
     ) -> HTMLResponse:
         return adjudication_page(request, session, user, item_id)
 
     @app.post("/adjudicate/{item_id}")
     def adjudication_post(
-        request: Request, session: Db, user: Adjudicator, item_id: int, form: Form
+        request: Request, session: Db, user: Adjudicator, item_id: ItemId, form: Form
     ) -> Response:
         check_csrf(request, user, form)
         parsed = parse_label_form(form)
@@ -578,7 +639,7 @@ def create_app(
             return adjudication_page(
                 request, session, user, item_id, parsed.values, {"form": str(exc)}, status=409
             )
-        remaining = adjudications(session, status="open")
+        remaining = adjudications(session, status="open", for_user=user.username)
         return go(request, f"/adjudicate/{remaining[0][0]}" if remaining else "/adjudicate")
 
     # -- admins ----------------------------------------------------------------------------------
@@ -616,40 +677,40 @@ def create_app(
             notices=state.notices,
             double_fraction=state.double_fraction,
             seed=state.seed,
-            message=request.query_params.get("message", ""),
+            message=_admin_message(request.query_params),
         )
 
     @app.post("/admin/assign")
     def admin_assign(request: Request, session: Db, user: Admin, form: Form) -> Response:
         check_csrf(request, user, form)
         names = [n for n in form.get("reviewers", "").replace(",", " ").split() if n]
-        try:
-            fraction = float(form.get("double_fraction", state.double_fraction))
-            seed = int(form.get("seed", state.seed))
-            summary = assign(
-                session, names, double_fraction=fraction, seed=seed, actor=user.username
-            )
-        except (ValueError, AccountError) as exc:
-            return go(request, "/admin?message=" + _quote(f"not assigned: {exc}"))
+        # one assignment at a time: a double submit must not plan from stale data
+        with state.assign_lock:
+            try:
+                fraction = float(form.get("double_fraction", state.double_fraction))
+                seed = int(form.get("seed", state.seed))
+                summary = assign(
+                    session, names, double_fraction=fraction, seed=seed, actor=user.username
+                )
+            except (ValueError, AccountError):
+                session.rollback()
+                return go(request, "/admin?error=assign")
+            session.commit()
         return go(
-            request,
-            "/admin?message="
-            + _quote(
-                f"assigned {summary.conversations} conversations "
-                f"({summary.double_coded} to two reviewers)"
-            ),
+            request, f"/admin?done=assigned&n={summary.conversations}&d={summary.double_coded}"
         )
 
     def set_user_active(
         request: Request, session: Session, user: Principal, username: str, active: bool
     ) -> Response:
-        if get_user(session, username) is None:
+        target = get_user(session, username)
+        if target is None:
             raise NotFoundError()
-        if username == user.username and not active:
-            return go(request, "/admin?message=" + _quote("you cannot disable yourself"))
-        set_active(session, username, active, actor=user.username)
+        if target.username == user.username and not active:
+            return go(request, "/admin?error=self")
+        set_active(session, target.username, active, actor=user.username)
         verb = "enabled" if active else "disabled"
-        return go(request, "/admin?message=" + _quote(f"{verb} {username}"))
+        return go(request, f"/admin?done={verb}&user={quote(target.username)}")
 
     @app.post("/admin/users/{username}/disable")
     def admin_disable(
@@ -667,14 +728,18 @@ def create_app(
 
     @app.get("/admin/events")
     def admin_events(request: Request, session: Db, user: Admin) -> HTMLResponse:
-        events = audit_trail.events(session)
-        return page(request, "events.html.j2", user, events=events[-500:][::-1], total=len(events))
+        events = audit_trail.events(session, newest=500)
+        return page(
+            request, "events.html.j2", user, events=events, total=audit_trail.count(session)
+        )
 
     def export(session: Session, user: Principal, kind: str, final: bool) -> Response:
-        folder = tempfile.mkdtemp(prefix="mhsafety-export-")
-        path = Path(folder) / f"labels.{kind}"
+        # built in memory: no copy of the labels is left on disk if the download breaks off
+        buffer = io.StringIO(newline="")
         count = (
-            export_csv(session, path, final=final) if kind == "csv" else export_jsonl(session, path)
+            write_csv(session, buffer, final=final)
+            if kind == "csv"
+            else write_jsonl(session, buffer)
         )
         audit_trail.record(
             session,
@@ -685,12 +750,13 @@ def create_app(
             {"rows": count, "final": final},
         )
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        return FileResponse(
-            path,
-            media_type="text/csv" if kind == "csv" else "application/x-ndjson",
-            filename=f"labels-{stamp}.{kind}",
-            headers={"Cache-Control": "no-store"},
-            background=BackgroundTask(_remove_tree, Path(folder)),
+        return Response(
+            buffer.getvalue().encode("utf-8"),
+            media_type="text/csv; charset=utf-8" if kind == "csv" else "application/x-ndjson",
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Disposition": f'attachment; filename="labels-{stamp}.{kind}"',
+            },
         )
 
     @app.get("/admin/export/labels.csv")
@@ -704,16 +770,22 @@ def create_app(
     return app
 
 
-def _remove_tree(folder: Path) -> None:
-    for child in folder.iterdir():
-        child.unlink()
-    folder.rmdir()
-
-
-def _quote(text: str) -> str:
-    from urllib.parse import quote
-
-    return quote(text, safe="")
+def _admin_message(params: Mapping[str, str]) -> str:
+    """The admin page's notice, from fixed codes only (a link cannot plant a message)."""
+    done, error = params.get("done", ""), params.get("error", "")
+    user = params.get("user", "")
+    if error == "assign":
+        return (
+            "Not assigned: name active reviewers or adjudicators (admins never code), "
+            "and a share between 0 and 1."
+        )
+    if error == "self":
+        return "You cannot disable your own account."
+    if done == "assigned" and params.get("n", "").isdigit() and params.get("d", "").isdigit():
+        return f"Assigned {params['n']} conversations ({params['d']} to two reviewers)."
+    if done in ("enabled", "disabled") and USERNAME.match(user):
+        return f"{done.capitalize()} {user}."
+    return ""
 
 
 def _safe_next(target: str) -> str:

@@ -157,6 +157,9 @@ class ClientThrottle:
         times = self._failures.setdefault(client, deque())
         while times and now - times[0] > self._window:
             times.popleft()
+        if len(self._failures) > 10_000:  # forget quiet clients so the table cannot grow forever
+            for key in [k for k, v in self._failures.items() if not v and k != client]:
+                del self._failures[key]
         return times
 
     def blocked(self, client: str, *, now: dt.datetime) -> bool:
@@ -168,3 +171,14 @@ class ClientThrottle:
         """Count one failed sign-in from ``client``."""
         with self._lock:
             self._prune(client, now).append(now)
+
+
+def purge_expired(session: Session, settings: SecuritySettings, *, now: dt.datetime) -> int:
+    """Delete every session past its idle or absolute limit; returns how many."""
+    result = session.execute(
+        delete(WebSession).where(
+            (WebSession.last_seen_at < now - settings.idle_timeout)
+            | (WebSession.created_at < now - settings.absolute_timeout)
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -244,10 +244,7 @@ def save_label(
 
 
 def _open_if_conflict(session: Session, conversation: Conversation) -> int | None:
-    assignments = session.scalars(
-        select(Assignment).where(Assignment.conversation_pk == conversation.id)
-    ).all()
-    if len(assignments) < 2 or any(a.completed_at is None for a in assignments):
+    if not coding_closed(session, conversation.id):
         return None
     labels = session.scalars(
         select(Label).where(Label.conversation_pk == conversation.id, Label.kind == REVIEW)

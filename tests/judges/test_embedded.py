@@ -160,3 +160,36 @@ def test_frozen_baseline_is_available_and_named() -> None:
     assert frozen.info.name == "mhsafety-embedded-frozen"
     [verdict] = frozen.screen([conversation(("user", CLEAR_RISK[0][0]))])
     assert verdict.flags[Category.SUICIDE]
+
+
+FILLER = (
+    "Work has been the usual, we had a long meeting about the new schedule and the quarterly "
+    "numbers, then I drove home, made pasta, watched a documentary about whales and the way "
+    "they sing to each other across whole oceans, folded the laundry, paid two bills online, "
+    "answered my cousin about the wedding plans and the seating chart. "
+)
+
+
+def test_long_messages_are_windowed_not_cut_at_the_encoder_length(judge: EmbeddedJudge) -> None:
+    """Risk at the end of a long message reaches the encoder (no truncation at 128 tokens)."""
+    assert judge.encoder is not None
+    disclosure = "Honestly I have decided this Sunday will be my last day alive."
+    long_text = FILLER * 4 + disclosure
+    windows = judge.encoder.windows(long_text)
+    assert len(windows) > 1
+    assert disclosure in windows[-1]
+    assert judge.encoder.windows(disclosure) == [disclosure]
+    embedding_only = EmbeddedJudge(
+        config=EmbeddedJudgeConfig(use_lexicon=False, use_context=False),
+        encoder=judge.encoder,
+        head=judge.head,
+    )
+    [alone] = embedding_only.screen([conversation(("user", disclosure))])
+    [long] = embedding_only.screen([conversation(("user", long_text))])
+    [filler] = embedding_only.screen([conversation(("user", FILLER * 4))])
+    # the long message scores at least as high as its last window, which ends in the disclosure
+    last = embedding_only.screen([conversation(("user", windows[-1]))])[0]
+    assert long.scores[Category.SUICIDE] >= last.scores[Category.SUICIDE] - 1e-6
+    # truncated at 128 tokens, the long message would score exactly like the filler alone
+    assert long.scores[Category.SUICIDE] > filler.scores[Category.SUICIDE]
+    assert alone.scores[Category.SUICIDE] > filler.scores[Category.SUICIDE]

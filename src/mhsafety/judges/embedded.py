@@ -152,8 +152,7 @@ class EmbeddedJudge:
         probabilities: FloatMatrix | None = None
         embeddings: FloatMatrix | None = None
         if self.encoder is not None and self.head is not None and texts:
-            embeddings = self.encoder.encode(texts)
-            probabilities = self.head.probabilities(embeddings)
+            embeddings, probabilities = self._embed_windowed(texts)
         results: list[ConversationScreen] = []
         offset = 0
         for conversation in conversations:
@@ -173,6 +172,25 @@ class EmbeddedJudge:
                 context = self.head.probabilities(running.astype(np.float32))
             results.append(self._judge_one(conversation, user, probs, context))
         return results
+
+    def _embed_windowed(self, texts: list[str]) -> tuple[FloatMatrix, FloatMatrix]:
+        """Per message: the mean of its windows' embeddings and the highest window probability.
+
+        A message that fits the encoder is one window, so short text scores exactly as before.
+        """
+        assert self.encoder is not None and self.head is not None
+        windows = [self.encoder.windows(text) for text in texts]
+        flat = [w for pieces in windows for w in pieces]
+        vectors = self.encoder.encode(flat)
+        window_probs = self.head.probabilities(vectors)
+        if len(flat) == len(texts):
+            return vectors, window_probs
+        counts = np.fromiter((len(p) for p in windows), dtype=np.int64, count=len(windows))
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        probabilities = np.maximum.reduceat(window_probs, starts, axis=0)
+        pooled = np.add.reduceat(vectors.astype(np.float64), starts, axis=0)
+        pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return pooled.astype(np.float32), probabilities
 
     def _judge_one(
         self,

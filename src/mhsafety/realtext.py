@@ -54,13 +54,19 @@ class RealPost:
     split: str
     labels: dict[Category, bool]
     labelled: tuple[Category, ...]
+    user_turns: tuple[str, ...] = ()
+    """The user's turns when the source is a dialogue (``text`` is then the first one)."""
 
     def conversation(self, *, turns: bool = False) -> Conversation:
-        """The post as a labelled conversation: one user message, or chat-length turns."""
-        messages = [
-            {"role": "user", "content": t}
-            for t in (chat_turns(self.text) if turns else [self.text])
-        ]
+        """The post as a labelled conversation: one user message, or chat-length turns.
+
+        A dialogue (``user_turns`` set) is always its own user turns.
+        """
+        if self.user_turns:
+            texts = list(self.user_turns)
+        else:
+            texts = chat_turns(self.text) if turns else [self.text]
+        messages = [{"role": "user", "content": t} for t in texts]
         return Conversation.model_validate(
             {
                 "id": self.id,
@@ -183,6 +189,40 @@ def rallypoint_posts() -> Iterator[RealPost]:
             )
 
 
+def chatterbot_dialogues(split: str | None = None) -> Iterator[RealPost]:
+    """Short ordinary dialogues (ChatterBot corpus): the user side, no risk in any category.
+
+    Each dialogue's even-numbered lines are the user's turns. An entry that is a bare string
+    instead of a list of lines (one in the pinned files) is read as a one-line dialogue.
+
+    Args:
+        split: Only this split (``None``: all); the unit is the dialogue's first line.
+    """
+    spec = sets_spec()["sets"]["chatterbot"]
+    for entry in spec["files"]:
+        path = _checked_file(spec["package"], entry["file"], entry["sha256"])
+        data = yaml.safe_load(path.read_text("utf-8"))
+        dialogues = data.get("conversations", []) if isinstance(data, dict) else []
+        group = "/".join(Path(entry["file"]).with_suffix("").parts[-2:])
+        for index, dialogue in enumerate(dialogues):
+            lines = dialogue if isinstance(dialogue, list) else [dialogue]
+            turns = tuple(str(t).strip() for t in lines[::2] if str(t).strip())
+            if not turns:
+                raise ValueError(f"{path}: dialogue {index} has no user line")
+            unit_split = split_of(f"chatterbot\0{turns[0].casefold()}")
+            if split is not None and unit_split != split:
+                continue
+            yield RealPost(
+                f"chatterbot-{group}-{index}",
+                turns[0],
+                group,
+                unit_split,
+                dict.fromkeys(CATEGORIES, False),
+                CATEGORIES,
+                turns,
+            )
+
+
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -211,6 +251,7 @@ NAMED_SETS: dict[str, str] = {
     "reddit-test-turns": "the same held-out posts, split into chat-length user turns",
     "reddit-calibration": "the Reddit calibration split (thresholds may be set on it)",
     "rallypoint": "RallyPoint military-forum posts, suicidal thoughts (RESERVED: evaluation only)",
+    "chatterbot-test": "held-out short ordinary dialogues (ChatterBot), no risk, 6 languages",
 }
 """The labelled sets ``judge eval --set NAME`` knows."""
 
@@ -223,4 +264,6 @@ def load_named_set(name: str) -> list[Conversation]:
         return [p.conversation(turns=turns) for p in reddit_posts(split)]
     if name == "rallypoint":
         return [p.conversation() for p in rallypoint_posts()]
+    if name == "chatterbot-test":
+        return [p.conversation() for p in chatterbot_dialogues("test")]
     raise KeyError(f"unknown real set {name!r}; known: {', '.join(NAMED_SETS)}")

@@ -173,23 +173,35 @@ FILLER = (
 def test_long_messages_are_windowed_not_cut_at_the_encoder_length(judge: EmbeddedJudge) -> None:
     """Risk at the end of a long message reaches the encoder (no truncation at 128 tokens)."""
     assert judge.encoder is not None
-    disclosure = "Honestly I have decided this Sunday will be my last day alive."
+    disclosure = "I want to kill myself tonight, I can't go on."
     long_text = FILLER * 4 + disclosure
     windows = judge.encoder.windows(long_text)
     assert len(windows) > 1
     assert disclosure in windows[-1]
+    assert disclosure not in windows[0]
     assert judge.encoder.windows(disclosure) == [disclosure]
     embedding_only = EmbeddedJudge(
         config=EmbeddedJudgeConfig(use_lexicon=False, use_context=False),
         encoder=judge.encoder,
         head=judge.head,
     )
-    [alone] = embedding_only.screen([conversation(("user", disclosure))])
     [long] = embedding_only.screen([conversation(("user", long_text))])
-    [filler] = embedding_only.screen([conversation(("user", FILLER * 4))])
-    # the long message scores at least as high as its last window, which ends in the disclosure
-    last = embedding_only.screen([conversation(("user", windows[-1]))])[0]
-    assert long.scores[Category.SUICIDE] >= last.scores[Category.SUICIDE] - 1e-6
-    # truncated at 128 tokens, the long message would score exactly like the filler alone
-    assert long.scores[Category.SUICIDE] > filler.scores[Category.SUICIDE]
-    assert alone.scores[Category.SUICIDE] > filler.scores[Category.SUICIDE]
+    [first] = embedding_only.screen([conversation(("user", windows[0]))])
+    [last] = embedding_only.screen([conversation(("user", windows[-1]))])
+    # the message scores as its highest window, the one that ends in the disclosure ...
+    assert long.scores[Category.SUICIDE] == pytest.approx(last.scores[Category.SUICIDE], abs=1e-6)
+    # ... where a message cut at the encoder length would score like its first window
+    assert long.scores[Category.SUICIDE] > first.scores[Category.SUICIDE] + 0.2
+    # the full judge (lexicon on) flags it
+    [full] = judge.screen([conversation(("user", long_text))])
+    assert full.flags[Category.SUICIDE]
+
+
+def test_a_dated_farewell_is_flagged_at_the_end_of_a_long_message(judge: EmbeddedJudge) -> None:
+    """A dated farewell after a paragraph of ordinary news is flagged; a last day at work is not."""
+    [screen] = judge.screen(
+        [conversation(("user", FILLER * 4 + "Honestly, this Sunday will be my last day alive."))]
+    )
+    assert screen.flags[Category.SUICIDE]
+    [work] = judge.screen([conversation(("user", "Friday will be my last day at the old job."))])
+    assert not work.flags[Category.SUICIDE]

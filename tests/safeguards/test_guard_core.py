@@ -172,3 +172,17 @@ def test_a_damaged_journal_line_is_reported_and_kept(tmp_path: Path) -> None:
     written, problems = GuardLog(path).recover()
     assert written == 1 and len(problems) == 1 and ":2:" in problems[0]
     assert (tmp_path / "g.jsonl.journal.bad").read_text().startswith('{"turn": "b"')
+
+
+def test_context_scores_meet_their_own_levels() -> None:
+    """A layer whose runs of messages have levels of their own is judged against them."""
+    scores = dict.fromkeys(CATEGORIES, 0.0)
+    contexts = dict.fromkeys(CATEGORIES, 0.0)
+    contexts[Category.SUICIDE] = 0.7
+    strict = dict.fromkeys(CATEGORIES, 0.8)
+    lenient = LayerReport("combined", scores, contexts, thresholds=THRESHOLDS)
+    own = LayerReport(
+        "combined", scores, contexts, thresholds=THRESHOLDS, context_thresholds=strict
+    )
+    assert decide([lenient], POLICY, {}).intervene == {Category.SUICIDE: "context"}
+    assert not decide([own], POLICY, {}).intervene

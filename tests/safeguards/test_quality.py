@@ -19,9 +19,11 @@ POLICY = Policy.load()
 SUICIDE = Category.SUICIDE
 THRESHOLDS = dict.fromkeys(CATEGORIES, 0.5)
 
-# Combined recall on the packaged set, measured 2026-11 with the default layers and policy
+# Guard recall on the packaged set, measured 2026-11 with the default layers and policy
 # (suicide 62/67, NSSI 50/56, eating disorder 44/50, substance 44/50), minus a 0.05 margin.
-# A regression guard, not a target: lower it only with a measured reason.
+# A regression guard, not a target: lower it only with a measured reason. With the guard
+# levels set on real text (2026-12-06: at most 1 % of real control conversations get a crisis
+# message) it measures 59/67, 49/56, 43/50, 42/50, still above every floor.
 RECALL_FLOOR = {
     Category.SUICIDE: 0.87,
     Category.NSSI: 0.84,
@@ -154,7 +156,7 @@ def test_packaged_set(embedded: list[ScreeningJudgeLayers]) -> None:
     for category, floor in RECALL_FLOOR.items():
         assert quality.views[GUARD_VIEW][category].recall.estimate >= floor, category
     rate = quality.false_intervention_rate()
-    assert rate.denominator == 88 and rate.estimate < 0.35  # measured 20/88
+    assert rate.denominator == 88 and rate.estimate < 0.35  # measured 16/88 (2026-12-06)
     figures = quality.to_dict()
     assert figures["time_per_turn_ms"]["turns"] == len(quality.turn_seconds) > 380
     json.dumps(figures)

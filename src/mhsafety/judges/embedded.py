@@ -3,14 +3,22 @@
 Offline, no torch. Each layer reports what it saw per user message; only user messages decide
 flags. A conversation is flagged for a category when
 
-* one user message's combined score reaches the category threshold, or
-* the running mean of the user-message embeddings up to some message does (risk that only
-  builds up over several turns).
+* one user message's combined score reaches the category's **message** level, or
+* the pooled embedding of a run of consecutive user messages (two up to
+  ``window_messages``, ending at some message) reaches its **conversation** level: risk that
+  only shows over several turns.
+
+The levels come from :mod:`mhsafety.judges.calibration`, set on real labelled text; the guard
+uses a stricter set of its own. A single short sentence must clear the (high) message level on
+its own; a run of messages is scored as one text, so false flags do not grow with every extra
+turn the way "any message over a threshold" does. Long messages are cut into overlapping token
+windows instead of truncated.
 
 The combined score of a message is the larger of the lexicon signal and the embedding head's
 probability; when the lexicon found only negated or figurative uses of risk words in that
 message ("I would never hurt myself", "this exam is killing me"), the head's probability is
-damped so a lookalike needs a clearly risky embedding to count.
+damped so a lookalike needs a clearly risky embedding to count. Explicit and coded lexicon hits
+always reach the message level (levels are capped below their signal).
 """
 
 from __future__ import annotations
@@ -23,21 +31,26 @@ import numpy.typing as npt
 
 from mhsafety.conversation import Conversation
 from mhsafety.judges.base import ConversationScreen, Evidence, JudgeInfo, MessageScore
+from mhsafety.judges.calibration import LEXICON_FLAG_SIGNAL, Levels, Purpose, ScreenCalibration
 from mhsafety.judges.embedding import MiniLMEncoder
 from mhsafety.judges.head import LinearHead
 from mhsafety.judges.lexicon import Lexicon, LexiconHit
-from mhsafety.judges.screen_model import ModelVariant, load_screen_model
+from mhsafety.judges.screen_model import ModelVariant, load_screen_calibration, load_screen_model
 from mhsafety.taxonomy import CATEGORIES, Category
 
 JUDGE_NAME = "mhsafety-embedded"
-JUDGE_VERSION = "1.0.0"
+JUDGE_VERSION = "2.0.0"
 LEXICON_LAYER = "lexicon"
 EMBEDDING_LAYER = "embedding"
 CONTEXT_LAYER = "context"
 MAX_QUOTE_CHARS = 240
 SCAN_CACHE_SIZE = 200_000
-STRENGTH_SIGNAL: dict[str, float] = {"explicit": 1.0, "coded": 0.9, "contextual": 0.5}
-"""Lexicon signal per pattern strength (contextual terms alone stay below most thresholds)."""
+STRENGTH_SIGNAL: dict[str, float] = {
+    "explicit": 1.0,
+    "coded": LEXICON_FLAG_SIGNAL,
+    "contextual": 0.5,
+}
+"""Lexicon signal per pattern strength (contextual terms alone stay below most levels)."""
 
 FloatMatrix = npt.NDArray[np.float64] | npt.NDArray[np.float32]
 
@@ -59,9 +72,9 @@ class EmbeddedJudgeConfig:
     """Multiplier on the head's probability for a message whose risk words were all negated
     or figurative."""
     use_context: bool = True
-    """Also score the running mean of user-message embeddings (build-up over turns)."""
+    """Also score runs of consecutive user messages (build-up over turns)."""
     threshold_offset: float = 0.0
-    """Added to every category threshold (negative = more recall, less precision)."""
+    """Added to every flag level (negative = more recall, less precision)."""
     use_lexicon: bool = True
     """Run the lexicon/pattern layer (off: the embedding head alone)."""
     use_embedding: bool = True
@@ -81,6 +94,7 @@ class EmbeddedJudge:
         lexicon: Lexicon | None = None,
         encoder: MiniLMEncoder | None = None,
         head: LinearHead | None = None,
+        calibration: ScreenCalibration | None = None,
         config: EmbeddedJudgeConfig | None = None,
     ) -> None:
         self.config = config or EmbeddedJudgeConfig()
@@ -98,12 +112,22 @@ class EmbeddedJudge:
         if self.config.use_embedding:
             if encoder is None or head is None:
                 encoder, head = load_screen_model(self.config.model)
-            self.encoder, self.head = encoder, head
+                if calibration is None:
+                    calibration = load_screen_calibration(self.config.model, head)
+            if calibration is None:
+                calibration = ScreenCalibration.from_head(head)
+            if calibration.encoder_sha256 and (
+                calibration.encoder_sha256 != encoder.info.model_sha256
+            ):
+                raise ValueError("the screen calibration was set for another encoder")
+            self.encoder, self.head = encoder, calibration.head or head
             details |= {
                 "encoder": self.encoder.info.name,
                 "encoder_sha256": self.encoder.info.model_sha256,
                 "head_sha256": self.head.sha256,
+                "calibration_sha256": calibration.sha256,
             }
+        self.calibration = calibration
         if self.config.threshold_offset:
             details["threshold_offset"] = str(self.config.threshold_offset)
         layers = [
@@ -137,12 +161,29 @@ class EmbeddedJudge:
                 self._scan_cache[text] = hits
         return hits
 
-    def threshold(self, category: Category) -> float:
-        """The decision threshold for a category."""
-        base = (
-            self.head.thresholds[category] if self.head is not None else self.LEXICON_ONLY_THRESHOLD
+    def levels(self, purpose: Purpose = "flag") -> Levels:
+        """Message and conversation levels for flagging (with the offset) or for the guard."""
+        if self.calibration is None:
+            lexicon_only = dict.fromkeys(CATEGORIES, self.LEXICON_ONLY_THRESHOLD)
+            base = Levels(lexicon_only, lexicon_only)
+        else:
+            base = self.calibration.levels(purpose)
+        if purpose == "guard" or not self.config.threshold_offset:
+            return base
+        offset = self.config.threshold_offset
+        return Levels(
+            {c: v + offset for c, v in base.message.items()},
+            {c: v + offset for c, v in base.conversation.items()},
         )
-        return base + self.config.threshold_offset
+
+    def threshold(self, category: Category) -> float:
+        """The message level at which a category is flagged."""
+        return self.levels("flag").message[category]
+
+    @property
+    def window_messages(self) -> int:
+        """The longest run of user messages scored as one text."""
+        return self.calibration.window_messages if self.calibration is not None else 2
 
     def screen(self, conversations: Sequence[Conversation]) -> list[ConversationScreen]:
         """Screen a batch; all user messages of the batch are embedded together."""
@@ -167,11 +208,27 @@ class EmbeddedJudge:
                 and self.config.use_context
                 and len(user) > 1
             ):
-                running = np.cumsum(embeddings[rows].astype(np.float64), axis=0)
-                running /= np.maximum(np.linalg.norm(running, axis=1, keepdims=True), 1e-12)
-                context = self.head.probabilities(running.astype(np.float32))
+                context = self._run_probabilities(embeddings[rows])
             results.append(self._judge_one(conversation, user, probs, context))
         return results
+
+    def _run_probabilities(self, vectors: FloatMatrix) -> FloatMatrix:
+        """Per message: the head's probability for the run of up to ``window_messages`` user
+        messages ending there (the first message has no run: zeros)."""
+        assert self.head is not None
+        k = self.window_messages
+        cumulative = np.cumsum(vectors.astype(np.float64), axis=0)
+        shifted = np.zeros_like(cumulative)
+        shifted[k:] = cumulative[:-k]
+        pooled = cumulative - shifted
+        pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        probabilities = self.head.probabilities(pooled.astype(np.float32))
+        probabilities[0] = 0.0
+        return probabilities
+
+    def embed(self, texts: list[str]) -> tuple[FloatMatrix, FloatMatrix]:
+        """Per text: the pooled embedding of its windows and the highest window probability."""
+        return self._embed_windowed(texts)
 
     def _embed_windowed(self, texts: list[str]) -> tuple[FloatMatrix, FloatMatrix]:
         """Per message: the mean of its windows' embeddings and the highest window probability.
@@ -205,6 +262,7 @@ class EmbeddedJudge:
         best: dict[Category, tuple[float, Evidence]] = {}
         message_scores: list[MessageScore] = []
         column = self._column
+        levels = self.levels("flag")
         for row, index in enumerate(user):
             text = conversation.messages[index].content
             hits = self._scan(text)
@@ -234,7 +292,9 @@ class EmbeddedJudge:
                 combined[category] = score
                 decisive = max(score, ctx)
                 scores[category] = max(scores[category], decisive)
-                if decisive >= self.threshold(category):
+                if score >= levels.message[category] or (
+                    ctx > 0.0 and ctx >= levels.conversation[category]
+                ):
                     flags[category] = True
                     first.setdefault(category, index)
                     if category not in best or decisive > best[category][0]:

@@ -20,9 +20,14 @@ from typing import Literal
 
 import numpy as np
 
+from mhsafety.judges.calibration import ScreenCalibration
 from mhsafety.judges.embedding import MiniLMEncoder, ModelFileError, verify_file
 from mhsafety.judges.head import LinearHead
-from mhsafety.judges.pins import SCREEN_ENCODER_SHA256, SCREEN_ENCODER_SIDECAR_SHA256
+from mhsafety.judges.pins import (
+    SCREEN_CALIBRATION_SHA256,
+    SCREEN_ENCODER_SHA256,
+    SCREEN_ENCODER_SIDECAR_SHA256,
+)
 from mhsafety.taxonomy import Category
 
 ModelVariant = Literal["finetuned", "frozen"]
@@ -63,6 +68,20 @@ def load_finetuned(folder: Path | None = None) -> tuple[MiniLMEncoder, LinearHea
 def load_frozen() -> tuple[MiniLMEncoder, LinearHead]:
     """The unmodified MiniLM encoder and the trained logistic heads."""
     return MiniLMEncoder(), LinearHead.load()
+
+
+CALIBRATION_FILE = "screen_calibration.json"
+
+
+def load_screen_calibration(
+    variant: ModelVariant, head: LinearHead, folder: Path | None = None
+) -> ScreenCalibration:
+    """The decision levels for a model: set on real text for the fine-tuned encoder; the
+    head's own thresholds for the frozen baseline."""
+    if variant == "frozen":
+        return ScreenCalibration.from_head(head)
+    path = (folder or models_dir()) / CALIBRATION_FILE
+    return ScreenCalibration.load(path, SCREEN_CALIBRATION_SHA256)
 
 
 def load_screen_model(variant: ModelVariant = "finetuned") -> tuple[MiniLMEncoder, LinearHead]:

@@ -106,13 +106,15 @@ def decide(
             assert report.thresholds is not None
             level = policy.categories[category].intervene_at
             threshold = report.thresholds[category] if level is None else level
+            context_levels = report.context_thresholds or report.thresholds
+            context_threshold = context_levels[category] if level is None else level
             message = report.message.get(category, 0.0)
             context = report.context.get(category, 0.0)
             if max(message, context) > scores[category]:
                 scores[category] = max(message, context)
                 layer_of[category] = report.layer
             message_hit |= message >= threshold
-            context_hit |= context >= threshold
+            context_hit |= context > 0.0 and context >= context_threshold
             steer_hit |= max(message, context) >= policy.categories[category].steer_at
         if message_hit:
             intervene[category] = "message"

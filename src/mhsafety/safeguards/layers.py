@@ -34,6 +34,9 @@ class LayerReport:
     thresholds: dict[Category, float] | None = None
     """Set on the reports that decide (the judge's combined score, an LLM's reading): the
     levels at which this layer flags. Informational sub-layer reports leave it None."""
+    context_thresholds: dict[Category, float] | None = None
+    """Levels for the context scores where they differ from the message levels (the embedded
+    judge scores runs of messages against levels of their own); None: ``thresholds``."""
 
     @property
     def decides(self) -> bool:
@@ -144,7 +147,10 @@ class ScreeningJudgeLayers:
                 {c: context.get(c, 0.0) for c in CATEGORIES},
                 evidence,
                 seconds=seconds,
-                thresholds={c: float(judge.threshold(c)) for c in CATEGORIES},
+                # the guard's own levels: replacing a reply needs stronger evidence than
+                # flagging a conversation for review
+                thresholds=dict(judge.levels("guard").message),
+                context_thresholds=dict(judge.levels("guard").conversation),
             )
         )
         return reports

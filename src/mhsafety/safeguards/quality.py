@@ -79,12 +79,17 @@ class Replay:
         return turns[0] if turns else None
 
 
-def _thresholds(reports: Sequence[LayerReport]) -> dict[Category, float]:
-    """The reference thresholds: the combined report's, else the first deciding report's."""
+def _reference(reports: Sequence[LayerReport]) -> LayerReport:
+    """The report whose levels are the reference: the combined one, else the first deciding."""
     deciding = [r for r in reports if r.decides]
     if not deciding:
         raise ReplayError("no layer decided")
-    reference = next((r for r in deciding if r.layer == REFERENCE_LAYER), deciding[0])
+    return next((r for r in deciding if r.layer == REFERENCE_LAYER), deciding[0])
+
+
+def _thresholds(reports: Sequence[LayerReport]) -> dict[Category, float]:
+    """The reference message levels."""
+    reference = _reference(reports)
     assert reference.thresholds is not None
     return reference.thresholds
 
@@ -94,12 +99,18 @@ def _views(reports: Sequence[LayerReport]) -> dict[str, list[LayerReport]]:
     failed = [r for r in reports if r.error]
     if failed:
         raise ReplayError(f"layer {failed[0].layer}: {failed[0].error}")
-    thresholds = _thresholds(reports)
+    reference = _reference(reports)
     deciding = [r for r in reports if r.decides]
     views: dict[str, list[LayerReport]] = {}
     for report in reports:
         if report.thresholds is None:
-            views[report.layer] = [replace(report, thresholds=thresholds)]
+            views[report.layer] = [
+                replace(
+                    report,
+                    thresholds=reference.thresholds,
+                    context_thresholds=reference.context_thresholds,
+                )
+            ]
         elif len(deciding) > 1:
             views[report.layer] = [report]
     views[GUARD_VIEW] = list(reports)

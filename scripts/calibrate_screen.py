@@ -1,0 +1,329 @@
+"""Set the embedded screen's decision levels on the calibration split of real Reddit posts.
+
+Usage::
+
+    python scripts/calibrate_screen.py              # writes data/models/screen_calibration.json
+    python scripts/calibrate_screen.py --refit-head # also refit the linear head on real text
+
+What it reads: the *calibration* split of the Reddit posts (``mhsafety.realtext``, split by
+author), both as whole posts and cut into chat-length turns; with ``--refit-head`` also the
+*train* split (whole posts, plus the turns of control posts as hard negatives), the train split
+of the ChatterBot dialogues (short ordinary chat, hard negatives) and the project's
+``data/screen/train.jsonl``. The test split and the reserved RallyPoint set are never read.
+
+What it chooses, per category, from conversation-level features (the highest combined message
+score and the highest run score of each conversation):
+
+* **flag** levels (send to review): the pair (message level, conversation level) with the
+  highest recall at precision >= ``--precision`` on the Reddit calibration conversations; where no
+  pair reaches it, the pair with the highest F1. Categories without real positives (NSSI) keep
+  the encoder's own threshold, raised until control conversations are flagged at most
+  ``--control-rate`` of the time.
+* **guard** levels (replace a reply): the lowest levels at or above the flag levels at which
+  at most ``--guard-control-rate`` of the control conversations would get a crisis message.
+
+Control conversations are the Reddit control posts of the calibration split and the calibration
+split of the ChatterBot dialogues (short ordinary chat).
+
+Message levels are capped at the coded-lexicon signal so lexicon hits always flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from mhsafety.conversation import Conversation
+from mhsafety.hashing import sha256_file
+from mhsafety.judges.calibration import LEXICON_FLAG_SIGNAL, Levels, ScreenCalibration
+from mhsafety.judges.embedded import CONTEXT_LAYER, EmbeddedJudge
+from mhsafety.judges.head import LinearHead, fit_logistic
+from mhsafety.judges.screen_model import CALIBRATION_FILE, load_screen_model, models_dir
+from mhsafety.realtext import RealPost, chat_turns, chatterbot_dialogues, reddit_posts, sets_spec
+from mhsafety.taxonomy import CATEGORIES, Category
+
+ROOT = Path(__file__).resolve().parents[1]
+PINS = ROOT / "src" / "mhsafety" / "judges" / "pins.py"
+TRAIN = ROOT / "src" / "mhsafety" / "data" / "screen" / "train.jsonl"
+WINDOW_MESSAGES = 6
+MESSAGE_GRID = np.round(np.arange(0.50, LEXICON_FLAG_SIGNAL + 1e-9, 0.01), 2)
+CONVERSATION_GRID = np.round(np.arange(0.30, 1.0 + 1e-9, 0.01), 2)
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def refit_head(encoder: Any, base: LinearHead, l2: float) -> LinearHead:
+    """A linear head over the encoder's embeddings, fitted on real and project training text."""
+    rows = [json.loads(line) for line in TRAIN.read_text("utf-8").splitlines() if line.strip()]
+    project_x = encoder.encode([r["text"] for r in rows])
+    project_y = np.array([[str(c) in r["labels"] for c in CATEGORIES] for r in rows])
+    posts = list(reddit_posts("train"))
+    judge = EmbeddedJudge(encoder=encoder, head=base)
+    post_x, _ = judge.embed([p.text for p in posts])
+    control_turns = [
+        t for p in posts if len(p.labelled) == len(CATEGORIES) for t in chat_turns(p.text)
+    ]
+    turn_x = encoder.encode(control_turns)
+    chat_turns_ = [t for d in chatterbot_dialogues("train") for t in d.user_turns]
+    chat_x = encoder.encode(chat_turns_)
+    weights, biases = [], []
+    for column, category in enumerate(CATEGORIES):
+        xs, ys = [project_x], [project_y[:, column]]
+        keep = [i for i, p in enumerate(posts) if category in p.labelled]
+        xs.append(post_x[keep])
+        ys.append(np.array([posts[i].labels.get(category, False) for i in keep]))
+        xs.append(turn_x)
+        ys.append(np.zeros(len(control_turns), dtype=bool))
+        xs.append(chat_x)
+        ys.append(np.zeros(len(chat_turns_), dtype=bool))
+        w, b = fit_logistic(np.vstack(xs).astype(np.float32), np.concatenate(ys), l2=l2)
+        weights.append(w)
+        biases.append(b)
+    return LinearHead(
+        CATEGORIES,
+        np.vstack(weights),
+        np.array(biases),
+        dict(base.thresholds),
+        {
+            "trained_on": (
+                "data/screen/train.jsonl + Reddit train split (posts; control turns)"
+                " + ChatterBot train split (user turns, no risk)"
+            ),
+            "training_sha256": sha256_file(TRAIN),
+            "reddit_posts": len(posts),
+            "control_turns": len(control_turns),
+            "chatterbot_turns": len(chat_turns_),
+            "l2": l2,
+        },
+    )
+
+
+def features(
+    judge: EmbeddedJudge, conversations: Sequence[Conversation]
+) -> tuple[FloatArray, FloatArray]:
+    """Per conversation and category: the highest message score and the highest run score."""
+    screens = judge.screen(conversations)
+    message = np.zeros((len(screens), len(CATEGORIES)))
+    run = np.zeros_like(message)
+    for row, screen in enumerate(screens):
+        for score in screen.messages:
+            for column, category in enumerate(CATEGORIES):
+                message[row, column] = max(message[row, column], score.combined[category])
+                context = score.layers.get(CONTEXT_LAYER, {}).get(category, 0.0)
+                run[row, column] = max(run[row, column], context)
+    return message, run
+
+
+def rates(
+    flags: BoolArray, truth: BoolArray, labelled: BoolArray
+) -> tuple[float, float, int, int, int]:
+    """Precision, recall, tp, fp, fn over the labelled rows."""
+    tp = int((flags & truth & labelled).sum())
+    fp = int((flags & ~truth & labelled).sum())
+    fn = int((~flags & truth & labelled).sum())
+    return tp / max(tp + fp, 1), tp / max(tp + fn, 1), tp, fp, fn
+
+
+def choose_flag(
+    message: FloatArray,
+    run: FloatArray,
+    truth: BoolArray,
+    labelled: BoolArray,
+    min_precision: float,
+) -> tuple[float, float, dict[str, Any]]:
+    """The (message, conversation) levels with the best recall at the precision floor."""
+    best: tuple[tuple[float, float], float, float, dict[str, Any]] | None = None
+    for tm in MESSAGE_GRID:
+        by_message = message >= tm
+        for tc in CONVERSATION_GRID:
+            flags = by_message | (run >= tc)
+            precision, recall, tp, fp, fn = rates(flags, truth, labelled)
+            f1 = 2 * precision * recall / max(precision + recall, 1e-12)
+            key = (recall, precision) if precision >= min_precision else (-1.0, f1)
+            if best is None or key > best[0]:
+                figures = {"precision": precision, "recall": recall, "tp": tp, "fp": fp, "fn": fn}
+                best = (key, float(tm), float(tc), figures)
+    assert best is not None
+    key, tm, tc, figures = best
+    figures["rule"] = (
+        f"max recall at precision >= {min_precision}" if key[0] >= 0 else "max F1 (floor not met)"
+    )
+    return tm, tc, figures
+
+
+def lowest_quiet(
+    message: FloatArray, run: FloatArray, controls: BoolArray, rate: float, tm0: float, tc0: float
+) -> tuple[float, float]:
+    """The lowest levels at or above (tm0, tc0) that flag at most ``rate`` of the controls."""
+    tm = min((t for t in MESSAGE_GRID if t >= tm0), default=LEXICON_FLAG_SIGNAL)
+    tc = min((t for t in CONVERSATION_GRID if t >= tc0), default=1.0)
+    while ((message[controls] >= tm) | (run[controls] >= tc)).mean() > rate:
+        moved = False
+        if ((message[controls] >= tm) & ~(run[controls] >= tc)).sum() >= (
+            (run[controls] >= tc) & ~(message[controls] >= tm)
+        ).sum() and tm < MESSAGE_GRID[-1]:
+            tm = float(MESSAGE_GRID[np.searchsorted(MESSAGE_GRID, tm) + 1])
+            moved = True
+        elif tc < CONVERSATION_GRID[-1]:
+            tc = float(CONVERSATION_GRID[np.searchsorted(CONVERSATION_GRID, tc) + 1])
+            moved = True
+        elif tm < MESSAGE_GRID[-1]:
+            tm = float(MESSAGE_GRID[np.searchsorted(MESSAGE_GRID, tm) + 1])
+            moved = True
+        if not moved:
+            break
+    return float(tm), float(tc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--out", type=Path, default=models_dir() / CALIBRATION_FILE)
+    parser.add_argument("--precision", type=float, default=0.85)
+    parser.add_argument("--control-rate", type=float, default=0.01)
+    parser.add_argument("--guard-control-rate", type=float, default=0.01)
+    parser.add_argument("--refit-head", action="store_true")
+    parser.add_argument("--l2", type=float, default=1e-3)
+    parser.add_argument("--no-pin", action="store_true", help="do not rewrite judges/pins.py")
+    args = parser.parse_args(argv)
+
+    encoder, head = load_screen_model("finetuned")
+    if args.refit_head:
+        print("refitting the linear head on the Reddit train split and train.jsonl")
+        head = refit_head(encoder, head, args.l2)
+    provisional = ScreenCalibration(
+        Levels(dict(head.thresholds), dict(head.thresholds)),
+        Levels(dict(head.thresholds), dict(head.thresholds)),
+        WINDOW_MESSAGES,
+        encoder.info.model_sha256,
+        head if args.refit_head else None,
+    )
+    judge = EmbeddedJudge(encoder=encoder, head=head, calibration=provisional)
+    posts: list[RealPost] = list(reddit_posts("calibration"))
+    chats: list[RealPost] = list(chatterbot_dialogues("calibration"))
+    conversations = (
+        [p.conversation(turns=True) for p in posts]
+        + [p.conversation() for p in posts]
+        + [d.conversation() for d in chats]
+    )
+    print(
+        f"calibration split: {len(posts)} Reddit posts, scored as turns and as whole posts, "
+        f"and {len(chats)} ChatterBot dialogues (ordinary short chat)"
+    )
+    message, run = features(judge, conversations)
+    truth = np.array(
+        [[p.labels.get(c, False) for c in CATEGORIES] for p in [*posts, *posts, *chats]]
+    )
+    labelled = np.array([[c in p.labelled for c in CATEGORIES] for p in [*posts, *posts, *chats]])
+    # precision and recall are chosen on the Reddit rows (their own mix of risk and controls);
+    # every "how often does ordinary chat get flagged / a crisis message" level counts the
+    # ChatterBot dialogues as controls too
+    reddit = np.arange(len(conversations)) < 2 * len(posts)
+    controls = labelled.all(axis=1) & ~truth.any(axis=1)
+    chat_rows = ~reddit
+
+    flag_m: dict[Category, float] = {}
+    flag_c: dict[Category, float] = {}
+    guard_m: dict[Category, float] = {}
+    guard_c: dict[Category, float] = {}
+    figures: dict[str, Any] = {}
+    for column, category in enumerate(CATEGORIES):
+        has_positives = bool((truth[:, column] & labelled[:, column]).any())
+        if has_positives:
+            tm, tc, fig = choose_flag(
+                message[:, column],
+                run[:, column],
+                truth[:, column],
+                labelled[:, column] & reddit,
+                args.precision,
+            )
+        else:
+            base = min(float(head.thresholds[category]), LEXICON_FLAG_SIGNAL)
+            tm, tc = lowest_quiet(
+                message[:, column], run[:, column], controls, args.control_rate, base, base
+            )
+            fig = {"rule": f"no real positives: controls flagged <= {args.control_rate}"}
+        gm, gc = lowest_quiet(
+            message[:, column], run[:, column], controls, args.guard_control_rate, tm, tc
+        )
+        flag_m[category], flag_c[category] = tm, tc
+        guard_m[category], guard_c[category] = gm, gc
+        flagged = (message[:, column] >= tm) | (run[:, column] >= tc)
+        guarded = (message[:, column] >= gm) | (run[:, column] >= gc)
+        fig |= {
+            "controls_flagged": round(float(flagged[controls].mean()), 4),
+            "controls_guarded": round(float(guarded[controls].mean()), 4),
+            "chatterbot_flagged": round(float(flagged[chat_rows].mean()), 4),
+            "chatterbot_guarded": round(float(guarded[chat_rows].mean()), 4),
+        }
+        if has_positives:
+            _, guard_recall, *_ = rates(guarded, truth[:, column], labelled[:, column] & reddit)
+            fig["guard_recall"] = round(guard_recall, 4)
+        figures[str(category)] = {
+            k: round(v, 4) if isinstance(v, float) else v for k, v in fig.items()
+        }
+        print(
+            f"  {category:16s} flag {tm:.2f}/{tc:.2f} guard {gm:.2f}/{gc:.2f}  "
+            + "  ".join(f"{k} {v}" for k, v in figures[str(category)].items())
+        )
+    any_flag = np.zeros(len(conversations), dtype=bool)
+    for column, category in enumerate(CATEGORIES):
+        any_flag |= (message[:, column] >= flag_m[category]) | (run[:, column] >= flag_c[category])
+    figures["controls_flagged_any"] = round(float(any_flag[controls].mean()), 4)
+    figures["reddit_controls_flagged_any"] = round(float(any_flag[controls & reddit].mean()), 4)
+    figures["chatterbot_flagged_any"] = round(float(any_flag[chat_rows].mean()), 4)
+    print(
+        "  control conversations flagged in any category: "
+        f"{figures['controls_flagged_any']} (Reddit {figures['reddit_controls_flagged_any']}, "
+        f"ChatterBot {figures['chatterbot_flagged_any']})"
+    )
+
+    spec = sets_spec()
+    calibration = ScreenCalibration(
+        Levels(flag_m, flag_c),
+        Levels(guard_m, guard_c),
+        WINDOW_MESSAGES,
+        encoder.info.model_sha256,
+        head if args.refit_head else None,
+        {
+            "calibrated_on": {
+                "set": "reddit",
+                "split": "calibration",
+                "sha256": spec["sets"]["reddit"]["sha256"],
+                "split_salt": spec["splits"]["salt"],
+                "posts": len(posts),
+                "views": "chat-length turns and whole posts",
+                "controls_also": f"ChatterBot calibration split ({len(chats)} dialogues)",
+            },
+            "precision_floor": args.precision,
+            "control_rate": args.control_rate,
+            "guard_control_rate": args.guard_control_rate,
+            "figures_on_calibration_split": figures,
+            "date": dt.date.today().isoformat(),
+            "note": "never fitted on the Reddit test split or the reserved RallyPoint set",
+        },
+    )
+    args.out.write_text(json.dumps(calibration.to_json(), indent=1) + "\n", encoding="utf-8")
+    digest = sha256_file(args.out)
+    print(f"wrote {args.out} (sha256 {digest})")
+    if not args.no_pin:
+        text = PINS.read_text("utf-8")
+        text = re.sub(
+            r'SCREEN_CALIBRATION_SHA256 = "[^"]*"', f'SCREEN_CALIBRATION_SHA256 = "{digest}"', text
+        )
+        PINS.write_text(text, "utf-8")
+        print(f"pinned in {PINS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,20 +4,22 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench eval clean
+LOCK := requirements/lock.txt
+
+.PHONY: install demo test lint typecheck unit bench eval clean lock
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# llama-cpp-python (the offline bench model) is built from source: portable, not -march=native
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet -e '.[dev]'
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev]'
 	# real labelled text for measuring the screen: only construct-tracker's data files are read
 	# (its own dependencies, torch among them, are not wanted; see src/mhsafety/data/real/)
-	$(BIN)/python -m pip install --quiet --no-deps construct-tracker==1.0.16
+	$(BIN)/python -m pip install --quiet -c $(LOCK) --no-deps construct-tracker==1.0.16
 	# ordinary short chat in six languages (hard negatives and a held-out flag-rate set)
-	$(BIN)/python -m pip install --quiet --no-deps chatterbot-corpus==1.3.3
+	$(BIN)/python -m pip install --quiet -c $(LOCK) --no-deps chatterbot-corpus==1.3.3
 	touch $(STAMP)
 
 demo: install
@@ -40,6 +42,16 @@ eval: install
 
 bench: install
 	$(BIN)/python benchmarks/screen_throughput.py
+
+# re-resolve every dependency to its newest allowed version and record it (review the diff)
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" .venv-lock/bin/python -m pip install --quiet -e '.[dev]'
+	.venv-lock/bin/python -m pip install --quiet --no-deps construct-tracker==1.0.16 chatterbot-corpus==1.3.3
+	{ echo "# Versions CI and \`make install\` install (pip constraints): regenerate with \`make lock\`."; \
+	  echo "# Python 3.11, Linux x86_64; generated $$(date -u +%F)."; \
+	  .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^mhsafety'; } > $(LOCK)
+	rm -rf .venv-lock
 
 clean:
 	rm -rf $(VENV) demo-output .mypy_cache .pytest_cache .ruff_cache

@@ -234,6 +234,7 @@ def fake_upstream() -> Iterator[tuple[str, int]]:
             "0",
             "--script",
             "echo",
+            "--until-stdin-closes",
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -33,7 +33,14 @@ from mhsafety.judges.llm import LLMJudge, LLMJudgeSettings
 def fake_server(latency: float) -> Iterator[str]:
     """The scripted fake endpoint in a child process; yields its base URL."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "mhsafety.testing.fake_openai", "--latency", str(latency)],
+        [
+            sys.executable,
+            "-m",
+            "mhsafety.testing.fake_openai",
+            "--latency",
+            str(latency),
+            "--until-stdin-closes",
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

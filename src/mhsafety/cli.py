@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
+import typer.core
+import typer.rich_utils
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -29,6 +32,20 @@ from mhsafety.conversation import Conversation, RecordError
 if TYPE_CHECKING:
     from mhsafety.judges.evaluation import Confusion
     from mhsafety.stats import Rate
+
+
+def _flag_type(self: typer.core.TyperOption, ctx: Any) -> str | None:
+    """Help shows ``<int>``, ``<path>`` ... for values, nothing for on/off flags (``--help``)."""
+    return None if self.is_flag else _value_type(self, ctx)
+
+
+_value_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
+
+PIPED_WIDTH = 120
+"""Columns for help and tables when the output is not a terminal (rich's default is 80)."""
+if not sys.stdout.isatty() and "TERMINAL_WIDTH" not in os.environ:
+    typer.rich_utils.MAX_WIDTH = PIPED_WIDTH
 
 app = typer.Typer(
     name="mhsafety",
@@ -49,15 +66,65 @@ app.add_typer(guard_app, name="guard")
 app.add_typer(bench_app, name="bench")
 app.add_typer(review_app, name="review")
 
-console = Console(stderr=True)
-out = Console()
+# messages are never hard-wrapped (a reader greps them); tables get room when piped
+console = Console(stderr=True, soft_wrap=True)
+out = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH)
 
 EXIT_BAD_RECORDS = 3
 """Exit status when some input records could not be read (they are reported, not dropped)."""
 
 
+ERROR_LINES_SHOWN = 20
+"""Unreadable records printed one per line; the rest are counted (and kept in quarantine)."""
+
+
 def _report_error(error: RecordError) -> None:
     console.print(f"[yellow]skipped[/] {error}", highlight=False, markup=True)
+
+
+class _ErrorPrinter:
+    """Print the first unreadable records, count the rest, and say once what the file is.
+
+    A binary file or a CSV given as a log fails on every line; one sentence saying so, the
+    first :data:`ERROR_LINES_SHOWN` reasons and a count are what a reader can use.
+    """
+
+    def __init__(self, path: Path, limit: int = ERROR_LINES_SHOWN) -> None:
+        self.path = path
+        self.limit = limit
+        self.count = 0
+
+    def __call__(self, error: RecordError) -> None:
+        from mhsafety.logio import sniff_format
+
+        self.count += 1
+        if self.count == 1:
+            hint = sniff_format(self.path)
+            if hint:
+                console.print(f"[red]error:[/] {self.path} {hint}", highlight=False)
+        if self.count <= self.limit:
+            _report_error(error)
+
+    def finish(self, quarantine: Path | None) -> None:
+        """The closing count of records not printed, and where all of them are."""
+        hidden = self.count - self.limit
+        if hidden <= 0:
+            return
+        where = (
+            f"all {self.count} are in {quarantine} with their reasons"
+            if quarantine is not None
+            else "pass --quarantine FILE to keep all of them with their reasons"
+        )
+        console.print(f"... and {hidden} more unreadable records not shown; {where}")
+
+
+def _check_read(stats: Any) -> None:
+    """Exit non-zero, with the reason, when the input as a whole is unusable or partly so."""
+    if stats.read == 0:
+        console.print(f"[red]error:[/] {stats.source} holds no records")
+        raise typer.Exit(EXIT_BAD_RECORDS)
+    if stats.quarantined:
+        raise typer.Exit(EXIT_BAD_RECORDS)
 
 
 @contextmanager
@@ -95,6 +162,24 @@ def _require_file(path: Path) -> None:
     if not path.is_file():
         console.print(f"[red]error:[/] {path} does not exist")
         raise typer.Exit(2)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"mhsafety {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Safety assurance for mental-health AI: bench, ecological audit, guard."""
 
 
 @app.command()
@@ -232,9 +317,10 @@ def screen(
         JsonlWriter(output) as writer,
         _progress("screening", _count_lines(input)) as advance,
     ):
+        printer = _ErrorPrinter(input)
 
         def skipped(error: RecordError) -> None:
-            _report_error(error)
+            printer(error)
             advance(1)
 
         conversations = read_conversations(input, stats, bad, on_error=skipped)
@@ -243,6 +329,7 @@ def screen(
             screened += 1
             errors += bool(record.get("judge_error"))
             advance(1)
+    printer.finish(quarantine)
     console.print(stats.summary())
     console.print(
         f"screened {screened} = {screened - errors} verdicts + {errors} judge errors "
@@ -251,7 +338,7 @@ def screen(
     _report_llm_usage(judge_impl)
     if stats.quarantined:
         console.print(f"unreadable records kept in {quarantine}")
-        raise typer.Exit(EXIT_BAD_RECORDS)
+    _check_read(stats)
 
 
 @judge_app.command("list")
@@ -287,7 +374,7 @@ def judge_eval(
         typer.Option(
             "--set",
             help="A named set (eval, reddit-test, reddit-test-turns, reddit-calibration, "
-            "rallypoint) or a labelled log file (default: eval).",
+            "chatterbot-test, rallypoint) or a labelled log file (default: eval).",
         ),
     ] = None,
     json_out: Annotated[
@@ -372,7 +459,7 @@ def judge_eval(
 
 def _labelled_set(name_or_path: str | None) -> tuple[list[Conversation], str]:
     """The conversations of ``judge eval --set``: a named set or a labelled log file."""
-    from mhsafety.judges.evaluation import default_eval_path
+    from mhsafety.judges.evaluation import default_eval_path, label_problem
     from mhsafety.logio import ReadStats, read_conversations
     from mhsafety.realtext import NAMED_SETS, RealSetUnavailableError, load_named_set
 
@@ -385,13 +472,20 @@ def _labelled_set(name_or_path: str | None) -> tuple[list[Conversation], str]:
     path = default_eval_path() if name_or_path in (None, "eval") else Path(name_or_path)
     _require_file(path)
     stats = ReadStats(str(path))
-    conversations = list(read_conversations(path, stats, on_error=_report_error))
-    unlabelled = [c.id for c in conversations if not isinstance(c.metadata.get("labels"), dict)]
-    if unlabelled:
+    printer = _ErrorPrinter(path)
+    conversations = list(read_conversations(path, stats, on_error=printer))
+    printer.finish(None)
+    if not conversations:
+        console.print(f"[red]error:[/] {path}: no readable conversations ({stats.summary()})")
+        raise typer.Exit(2)
+    problems = [(c.id, p) for c in conversations if (p := label_problem(c)) is not None]
+    if problems:
+        shown = "; ".join(f"{cid}: {reason}" for cid, reason in problems[:5])
         console.print(
-            f"[red]error:[/] {path}: {len(unlabelled)} of {len(conversations)} conversations have "
-            f"no metadata.labels (first: {', '.join(unlabelled[:5])}); judge eval needs a "
-            "labelled set"
+            f"[red]error:[/] {path}: {len(problems)} of {len(conversations)} conversations "
+            f"cannot be used as gold labels ({shown}); judge eval needs a labelled set "
+            "(metadata.labels: {category: true/false})",
+            highlight=False,
         )
         raise typer.Exit(2)
     return conversations, path.name
@@ -640,12 +734,13 @@ def logs_validate(
 
     _require_file(input)
     stats = ReadStats(str(input))
+    printer = _ErrorPrinter(input)
     with Quarantine(quarantine) as bad:
-        for _ in read_conversations(input, stats, bad, on_error=_report_error):
+        for _ in read_conversations(input, stats, bad, on_error=printer):
             pass
+    printer.finish(quarantine)
     console.print(stats.summary())
-    if stats.quarantined:
-        raise typer.Exit(EXIT_BAD_RECORDS)
+    _check_read(stats)
 
 
 @logs_app.command("convert")
@@ -657,15 +752,22 @@ def logs_convert(
     from mhsafety.logio import ReadStats, export_csv, read_conversations, write_conversations
 
     _require_file(input)
+    if input.suffix.lower() == ".csv":
+        console.print(
+            f"[red]error:[/] {input} is a CSV: the per-message CSV is an export for people and "
+            "cannot be read back; convert from the JSONL, .jsonl.gz or Parquet log it came from"
+        )
+        raise typer.Exit(2)
     stats = ReadStats(str(input))
-    conversations = read_conversations(input, stats, on_error=_report_error)
+    printer = _ErrorPrinter(input)
+    conversations = read_conversations(input, stats, on_error=printer)
     if output.suffix.lower() == ".csv":
         export_csv(output, conversations)
     else:
         write_conversations(output, conversations)
+    printer.finish(None)
     console.print(stats.summary())
-    if stats.quarantined:
-        raise typer.Exit(EXIT_BAD_RECORDS)
+    _check_read(stats)
 
 
 @audit_app.command("run")
@@ -781,6 +883,14 @@ def audit_simulate_review(
     console.print(f"wrote {len(rows)} simulated clinician labels to {output}")
 
 
+def _print_label_problems(problems: list[str]) -> None:
+    """Every unusable label row by file and line (capped, with the count of the rest)."""
+    for problem in problems[:ERROR_LINES_SHOWN]:
+        console.print(f"[yellow]label problem:[/] {problem}", highlight=False)
+    if len(problems) > ERROR_LINES_SHOWN:
+        console.print(f"... and {len(problems) - ERROR_LINES_SHOWN} more label problems")
+
+
 @audit_app.command("estimate")
 def audit_estimate(
     workspace: Annotated[Path, typer.Argument(help="Audit workspace.")],
@@ -810,6 +920,7 @@ def audit_estimate(
             with _review_session(workspace, db) as session:
                 label_set = to_label_set(session)
             console.print(f"labels from the review database: {len(label_set.labels)} conversations")
+        _print_label_problems(label_set.problems)
         result = estimate_workspace(
             ws,
             label_set,
@@ -819,10 +930,14 @@ def audit_estimate(
     except (WorkspaceError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    for problem in result["label_problems"]:
-        console.print(f"[yellow]label problem:[/] {problem}")
+    _print_label_problems([p for p in result["label_problems"] if p not in label_set.problems])
+    if result.get("interim"):
+        console.print(f"[bold yellow]{result['interim']['note']}[/]")
     _write_json(ws.estimate, result)
-    table = Table(title=f"Miss rate per all conversations ({confidence:.0%} intervals)")
+    title = f"Miss rate per all conversations ({confidence:.0%} intervals)"
+    if result.get("interim"):
+        title = "INTERIM " + title
+    table = Table(title=title)
     for column in (
         "category",
         "flagged-only lower bound",
@@ -879,6 +994,17 @@ def _guard_layers(assessor: str | None, judge_config: Path | None, cache_dir: Pa
     return layers
 
 
+def _secret_from_env(variable: str | None) -> str | None:
+    """The value of a named environment variable holding a key; an unset one is an error."""
+    if not variable:
+        return None
+    value = os.environ.get(variable)
+    if not value:
+        console.print(f"[red]error:[/] ${variable} is not set")
+        raise typer.Exit(2)
+    return value
+
+
 @guard_app.command("serve")
 def guard_serve(
     upstream: Annotated[str, typer.Option(help="OpenAI-compatible base URL of the model.")],
@@ -893,6 +1019,10 @@ def guard_serve(
     upstream_key_env: Annotated[
         str | None, typer.Option(help="Environment variable holding the upstream's API key.")
     ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(help="Environment variable holding the key clients must send (Bearer)."),
+    ] = None,
     assessor: Annotated[
         str | None, typer.Option(help="Optional LLM risk assessor layer (an Inspect model).")
     ] = None,
@@ -903,10 +1033,16 @@ def guard_serve(
     idle_minutes: Annotated[
         float, typer.Option(help="Write a conversation to the log after this long idle.")
     ] = 10.0,
+    live_seconds: Annotated[
+        float,
+        typer.Option(help="Refresh the live view of open conversations this often."),
+    ] = 5.0,
 ) -> None:
     """Serve /v1/chat/completions with the guard in front of an upstream model."""
-    import os
+    from mhsafety.extras import require
 
+    for module in ("fastapi", "uvicorn", "httpx"):
+        require(module, "guard", "mhsafety guard serve")
     import uvicorn
 
     from mhsafety.safeguards.guard import Guard
@@ -916,12 +1052,8 @@ def guard_serve(
     from mhsafety.safeguards.service import GuardedModel
     from mhsafety.safeguards.upstream import OpenAIUpstream
 
-    key = None
-    if upstream_key_env:
-        key = os.environ.get(upstream_key_env)
-        if not key:
-            console.print(f"[red]error:[/] ${upstream_key_env} is not set")
-            raise typer.Exit(2)
+    key = _secret_from_env(upstream_key_env)
+    client_key = _secret_from_env(api_key_env)
     if policy is not None:
         _require_file(policy)
     client = OpenAIUpstream(upstream, model=model, api_key=key)
@@ -937,11 +1069,17 @@ def guard_serve(
         metadata={"source": "mhsafety-guard", **guard.info()},
     )
     app = create_app(
-        GuardedModel(guard, guard_log), model_name=model or "guarded", on_shutdown=[client.aclose]
+        GuardedModel(guard, guard_log),
+        model_name=model or "guarded",
+        on_shutdown=[client.aclose],
+        flush_every=live_seconds,
+        client_key=client_key,
     )
     console.print(
         f"guard on http://{host}:{port}/v1 -> {upstream}; log {log} "
-        f"(conversations written after {idle_minutes:g} min idle and at shutdown)"
+        f"(conversations written after {idle_minutes:g} min idle and at shutdown; open ones "
+        f"in {guard_log.live}, refreshed every {live_seconds:g} s)"
+        + ("; clients must send the key in $" + api_key_env if api_key_env else "")
     )
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
@@ -961,23 +1099,19 @@ def guard_eval(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write figures.")] = None,
 ) -> None:
     """Replay labelled conversations turn by turn: would the guard intervene where it should?"""
-    from mhsafety.judges.evaluation import default_eval_path
-    from mhsafety.logio import ReadStats, read_conversations
     from mhsafety.safeguards.policy import Policy
     from mhsafety.safeguards.quality import GUARD_VIEW, evaluate_guard
     from mhsafety.taxonomy import CATEGORIES, CATEGORY_LABELS
 
-    path = labelled or default_eval_path()
-    _require_file(path)
     if policy is not None:
         _require_file(policy)
-    conversations = list(read_conversations(path, ReadStats(str(path)), on_error=_report_error))
+    conversations, set_name = _labelled_set(str(labelled) if labelled is not None else None)
     layers = _guard_layers(assessor, judge_config, cache_dir)
     with _progress("replaying", len(conversations)) as advance:
         result = evaluate_guard(conversations, layers, Policy.load(policy), progress=advance)
     for layer in layers[1:]:
         _report_llm_usage(layer.judge)
-    table = Table(title=f"Guard interventions on {path.name}, per layer and combined")
+    table = Table(title=f"Guard interventions on {set_name}, per layer and combined")
     for column in ("view", "category", "precision", "recall"):
         table.add_column(column)
     for view, confusions in result.views.items():
@@ -1234,6 +1368,9 @@ DeidModelOption = Annotated[
 @contextmanager
 def _review_session(workspace: Path, db: str | None) -> Iterator[Any]:
     """A committed-on-success session on the review database (migrated to the newest schema)."""
+    from mhsafety.extras import require
+
+    require("sqlalchemy", "review", "the review database")
     from mhsafety.review.db import default_url, open_database, session_scope
 
     workspace.mkdir(parents=True, exist_ok=True)
@@ -1373,6 +1510,10 @@ def review_serve(
     ] = False,
 ) -> None:
     """Run the clinician review app: blinded queues, double coding, adjudication, agreement."""
+    from mhsafety.extras import require
+
+    for module in ("fastapi", "uvicorn", "sqlalchemy"):
+        require(module, "review", "mhsafety review serve")
     import uvicorn
 
     from mhsafety.review.db import default_url, open_database
@@ -1540,8 +1681,15 @@ def demo(
 
 def main() -> None:
     """Entry point."""
+    from mhsafety.extras import MissingExtraError
+
     try:
         app()
+    except MissingExtraError as exc:
+        from rich.markup import escape
+
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(2)
     except BrokenPipeError:  # pragma: no cover - e.g. piping into head
         sys.exit(1)
 

@@ -40,9 +40,22 @@ class ReadStats:
         """True when every record read was processed or quarantined."""
         return self.read == self.processed + self.quarantined
 
+    @property
+    def problem(self) -> str | None:
+        """What is wrong with the input as a whole, or None when every record was read."""
+        if not self.reconciled:
+            return "DOES NOT RECONCILE"
+        if self.read == 0:
+            return "no records: the file is empty"
+        if self.processed == 0:
+            return f"none of the {self.read} records could be read"
+        if self.quarantined:
+            return f"{self.quarantined} of {self.read} records could not be read"
+        return None
+
     def summary(self) -> str:
-        """One line for the terminal and the run log."""
-        status = "ok" if self.reconciled else "DOES NOT RECONCILE"
+        """One line for the terminal and the run log; ``(ok)`` only when nothing failed."""
+        status = self.problem or "ok"
         return (
             f"{self.source}: read {self.read} = processed {self.processed}"
             f" + quarantined {self.quarantined} ({status})"
@@ -56,7 +69,42 @@ class ReadStats:
             "processed": self.processed,
             "quarantined": self.quarantined,
             "reconciled": self.reconciled,
+            "problem": self.problem,
         }
+
+
+def sniff_format(path: Path) -> str | None:
+    """A hint when a file is plainly not a JSONL log (CSV, binary), else None.
+
+    Reads the first 4 KiB only. Used to explain a file whose records all fail with one
+    sentence instead of leaving the reader to infer it from thousands of line errors.
+    """
+    if _is_parquet(path):
+        return None
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError as exc:
+        return f"cannot be read: {exc}"
+    if not head.strip():
+        return None
+    head = head.removeprefix(UTF8_BOM)
+    if b"\x00" in head:
+        return "looks like a binary file, not a JSONL log (one JSON object per line)"
+    try:
+        first = head.decode("utf-8").lstrip().splitlines()[0]
+    except UnicodeDecodeError:
+        return "is not UTF-8 text: a JSONL log is UTF-8, one JSON object per line"
+    if first.startswith("{"):
+        return None
+    if first.count(",") >= 2 and "{" not in first:
+        return (
+            "looks like a CSV file (first line: "
+            f"{first[:60]!r}); mhsafety reads JSONL, .jsonl.gz or Parquet logs. A CSV written "
+            "by `logs convert` is an export for people and cannot be read back"
+        )
+    return "does not start with a JSON object: a JSONL log has one JSON object per line"
 
 
 def _is_parquet(path: Path) -> bool:

@@ -71,6 +71,7 @@ def test_workspace_holds_every_stage(audited: Path) -> None:
         "processed": N,
         "quarantined": 0,
         "reconciled": True,
+        "problem": None,
     }
     screen = [json.loads(x) for x in (ws / "screen.jsonl").read_text().splitlines()]
     assert len(screen) == N
@@ -162,24 +163,74 @@ def test_bad_records_are_reported_quarantined_and_reconciled(tmp_path: Path) -> 
     assert "logs.jsonl:2: record: invalid JSON" in result.stderr
     assert "logs.jsonl:3: messages[0].role" in result.stderr
     assert "logs.jsonl:4: id: duplicate id 'a'" in result.stderr
-    assert "read 4 = processed 1 + quarantined 3 (ok)" in result.stderr
+    assert "read 4 = processed 1 + quarantined 3 (3 of 4 records could not" in result.stderr
     [record] = [json.loads(x) for x in (tmp_path / "screen.jsonl").read_text().splitlines()]
     assert record["flags"]["suicide"] and not record["intervened"]["suicide"]
     quarantined = (tmp_path / "screen.jsonl.quarantine.jsonl").read_text().splitlines()
     assert [json.loads(x)["line"] for x in quarantined] == [2, 3, 4]
 
 
-def test_estimate_refuses_an_incomplete_review(audited: Path, tmp_path: Path) -> None:
+def test_estimate_refuses_a_stratum_with_nothing_reviewed(audited: Path, tmp_path: Path) -> None:
+    design = {r["id"]: r["stratum"] for r in read_csv(audited / "ws" / "design.csv")}
     with open(audited / "reviews.csv", newline="") as handle:
         rows = list(csv.reader(handle))
     partial = tmp_path / "partial.csv"
     with open(partial, "w", newline="") as handle:
-        csv.writer(handle).writerows(rows[:5])
+        flagged_only = [r for r in rows[1:] if design[r[0]] == "flagged"][:5]
+        csv.writer(handle).writerows([rows[0], *flagged_only])
     result = mhsafety(
         "audit", "estimate", str(audited / "ws"), "--labels", str(partial), cwd=audited, check=False
     )
     assert result.returncode == 2
-    assert "review" in result.stderr
+    assert "no reviewed conversations yet" in result.stderr
+
+
+def test_an_interim_estimate_while_review_is_under_way(audited: Path, tmp_path: Path) -> None:
+    with open(audited / "reviews.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    partial = tmp_path / "partial.csv"
+    with open(partial, "w", newline="") as handle:  # the first 60 % in the queue's order
+        csv.writer(handle).writerows(rows[: 1 + (len(rows) - 1) * 6 // 10])
+    folder = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(audited / "ws", folder / "ws")
+    result = mhsafety("audit", "estimate", "ws", "--labels", str(partial), cwd=folder)
+    assert "INTERIM" in result.stderr and "INTERIM" in result.stdout
+    estimate = json.loads((folder / "ws" / "estimate.json").read_text())
+    final = json.loads((audited / "ws" / "estimate.json").read_text())
+    assert 0 < estimate["interim"]["reviewed"] < estimate["interim"]["flagged"]
+    assert final["interim"] is None
+    for c in CATEGORIES:
+        now = estimate["categories"][str(c)]["design_based"]["miss_rate"]
+        done = final["categories"][str(c)]["design_based"]["miss_rate"]
+        assert now["lower"] <= done["estimate"] <= now["upper"], (c, now, done)
+    mhsafety("audit", "report", "ws", cwd=folder)
+    html = (folder / "ws" / "report.html").read_text()
+    assert "Interim estimate" in html
+
+
+def test_label_typos_are_named_by_file_and_line(audited: Path, tmp_path: Path) -> None:
+    with open(audited / "reviews.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    for row in rows[2:5]:
+        row[1] = "yse"
+    typos = tmp_path / "typos.csv"
+    with open(typos, "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    folder = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(audited / "ws", folder / "ws")
+    result = mhsafety("audit", "estimate", "ws", "--labels", str(typos), cwd=folder)
+    for line in (3, 4, 5):
+        assert f"typos.csv:{line}: 'yse' is not yes/no" in result.stderr
+
+
+def test_simulated_labels_are_called_simulated_in_the_report(audited: Path) -> None:
+    html = (audited / "ws" / "report.html").read_text()
+    assert "review labels here are simulated" in html
+    assert "Clinicians then reviewed" not in html
 
 
 def test_the_filled_in_review_queue_is_a_labels_file(audited: Path) -> None:
@@ -271,6 +322,6 @@ def test_non_utf8_and_bom_lines_are_handled_not_fatal(tmp_path: Path) -> None:
     )
     result = mhsafety("audit", "run", "logs.jsonl", "--workspace", "ws", cwd=tmp_path, check=False)
     assert result.returncode == 3, result.stderr
-    assert "read 2 = processed 1 + quarantined 1 (ok)" in result.stderr
+    assert "read 2 = processed 1 + quarantined 1 (1 of 2 records could not" in result.stderr
     [kept] = (tmp_path / "ws" / "quarantine.jsonl").read_text().splitlines()
     assert json.loads(kept)["line"] == 2 and "UTF-8" in json.loads(kept)["reason"]

@@ -94,6 +94,7 @@ def test_labels_parse_resolve_and_report(tmp_path: Path) -> None:
         "rows_with_problems": 2,
         "conversations": 2,
         "conversations_with_conflicts": 1,
+        "conversations_simulated": 0,
     }
     c1 = labels.labels["c1"]
     assert c1.risk[Category.SUICIDE] and c1.intervened[Category.SUICIDE] is False

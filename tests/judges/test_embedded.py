@@ -205,3 +205,29 @@ def test_a_dated_farewell_is_flagged_at_the_end_of_a_long_message(judge: Embedde
     assert screen.flags[Category.SUICIDE]
     [work] = judge.screen([conversation(("user", "Friday will be my last day at the old job."))])
     assert not work.flags[Category.SUICIDE]
+
+
+def test_a_huge_message_keeps_its_start_and_its_end_within_the_window_cap(
+    judge: EmbeddedJudge,
+) -> None:
+    """A message of megabytes: bounded windows, the opening and the most recent text kept."""
+    from mhsafety.judges.embedding import MAX_WINDOWS, TAIL_WINDOWS
+
+    assert judge.encoder is not None
+    disclosure = "I want to kill myself tonight, I can't go on."
+    opening = "Hello, I have a question about my garden. "
+    huge = opening + FILLER * 4000 + disclosure  # about 2 MB
+    windows = judge.encoder.windows(huge)
+    assert len(windows) == MAX_WINDOWS
+    assert windows[0].startswith(opening.strip())
+    assert disclosure in windows[-1]
+    assert all(w in huge for w in windows)  # cut from the text, never rewritten
+    assert len(judge.encoder.windows(FILLER * 10)) < MAX_WINDOWS - TAIL_WINDOWS  # short: all
+    embedding_only = EmbeddedJudge(
+        config=EmbeddedJudgeConfig(use_lexicon=False, use_context=False),
+        encoder=judge.encoder,
+        head=judge.head,
+    )
+    [screen] = embedding_only.screen([conversation(("user", huge))])
+    [last] = embedding_only.screen([conversation(("user", windows[-1]))])
+    assert screen.scores[Category.SUICIDE] >= last.scores[Category.SUICIDE] - 1e-6

@@ -96,7 +96,8 @@ def test_nothing_that_fits_reads_the_reserved_set() -> None:
     """RallyPoint is for external evaluation only: no training script may touch it."""
     for script in (REPO / "scripts").glob("*.py"):
         text = script.read_text("utf-8").lower()
-        assert "rallypoint" not in text and "rally_point" not in text, script
+        for reader in ("rallypoint_posts", "load_named_set", '"rallypoint"', "'rallypoint'"):
+            assert reader not in text, (script, reader)
 
 
 def test_chat_turns_keep_whole_sentences_up_to_the_word_budget() -> None:
@@ -159,7 +160,45 @@ def test_judge_eval_on_an_unlabelled_file_is_a_clear_error(tmp_path: Path) -> No
     log.write_text(json.dumps({"id": "a", "messages": [{"role": "user", "content": "hi"}]}) + "\n")
     result = _cli("judge", "eval", "--set", str(log), cwd=tmp_path)
     assert result.returncode == 2
-    assert "no metadata.labels" in result.stderr and "Traceback" not in result.stderr
+    assert "metadata.labels is missing" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("", "no readable conversations"),
+        (
+            json.dumps(
+                {
+                    "id": "a",
+                    "messages": [{"role": "user", "content": "hi"}],
+                    "metadata": {"labels": {"suicide": "maybe"}},
+                }
+            )
+            + "\n",
+            "must be true or false",
+        ),
+        (
+            json.dumps(
+                {
+                    "id": "a",
+                    "messages": [{"role": "user", "content": "hi"}],
+                    "metadata": {"labels": {"suicidal": True}},
+                }
+            )
+            + "\n",
+            "unknown categories",
+        ),
+    ],
+)
+def test_judge_eval_refuses_labels_it_would_have_to_guess(
+    tmp_path: Path, content: str, reason: str
+) -> None:
+    log = tmp_path / "logs.jsonl"
+    log.write_text(content)
+    result = _cli("judge", "eval", "--set", str(log), cwd=tmp_path)
+    assert result.returncode == 2
+    assert reason in result.stderr and "Traceback" not in result.stderr
 
 
 def test_judge_eval_on_the_reserved_set_reports_suicide_figures(tmp_path: Path) -> None:
@@ -186,3 +225,34 @@ def test_judge_eval_on_the_reserved_set_reports_suicide_figures(tmp_path: Path) 
         figures["flags"]["eating_disorder"]["tp"] + figures["flags"]["eating_disorder"]["fp"] == 0
     )
     assert "rallypoint" in result.stdout
+
+
+def test_chatterbot_dialogues_are_user_turns_without_risk_split_by_opening() -> None:
+    dialogues = list(realtext.chatterbot_dialogues())
+    assert len(dialogues) > 2000
+    assert all(d.labelled == CATEGORIES and not any(d.labels.values()) for d in dialogues)
+    assert len({d.id for d in dialogues}) == len(dialogues)
+    splits_of_opening: dict[str, set[str]] = defaultdict(set)
+    for d in dialogues:
+        splits_of_opening[d.user_turns[0].casefold()].add(d.split)
+    assert all(len(s) == 1 for s in splits_of_opening.values())
+    assert {d.split for d in dialogues} == set(realtext.SPLITS)
+    languages = {d.case.split("/")[0] for d in dialogues}
+    assert {"english", "german", "french", "spanish", "portuguese", "italian"} <= languages
+    # the bot's replies (odd-numbered lines) are never read as the user's turns
+    multi = next(d for d in dialogues if len(d.user_turns) > 1)
+    conversation = multi.conversation()
+    assert [m.content for m in conversation.messages] == list(multi.user_turns)
+    assert all(m.role == "user" for m in conversation.messages)
+    test = realtext.load_named_set("chatterbot-test")
+    assert len(test) == sum(d.split == "test" for d in dialogues)
+
+
+def test_a_changed_chatterbot_file_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = copy.deepcopy(realtext.sets_spec())
+    spec["sets"]["chatterbot"]["files"][0]["sha256"] = "0" * 64
+    monkeypatch.setattr(realtext, "sets_spec", lambda: spec)
+    with pytest.raises(realtext.RealSetUnavailableError, match="not the pinned"):
+        list(realtext.chatterbot_dialogues())

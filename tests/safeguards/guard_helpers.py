@@ -25,7 +25,13 @@ class RunningGuard:
 
 @contextmanager
 def guard_server(
-    upstream_url: str, log_path: Path, *, layers: Sequence[Any] = (), timeout: float | None = None
+    upstream_url: str,
+    log_path: Path,
+    *,
+    layers: Sequence[Any] = (),
+    timeout: float | None = None,
+    client_key: str | None = None,
+    flush_every: float = 5.0,
 ) -> Iterator[RunningGuard]:
     """A real guard server (uvicorn) on an ephemeral loopback port; stopped at exit."""
     upstream = OpenAIUpstream(upstream_url)
@@ -35,6 +41,12 @@ def guard_server(
 
         guard.policy = replace(guard.policy, upstream_timeout_seconds=timeout)
     log = GuardLog(log_path, idle_seconds=3600)
-    app = create_app(GuardedModel(guard, log), model_name="guarded", on_shutdown=[upstream.aclose])
+    app = create_app(
+        GuardedModel(guard, log),
+        model_name="guarded",
+        on_shutdown=[upstream.aclose],
+        client_key=client_key,
+        flush_every=flush_every,
+    )
     with serve_in_thread(app) as port:
         yield RunningGuard(f"http://127.0.0.1:{port}/v1", log, guard)

@@ -233,3 +233,35 @@ def test_the_log_is_the_shared_format_has_no_secrets_and_feeds_the_audit(
     )
     assert screened["ed-1"]["intervened"]["eating_disorder"]
     assert not screened["party-0"]["missed"]["suicide"]
+
+
+def test_open_conversations_can_be_watched_live(upstream: FakeOpenAI, tmp_path: Path) -> None:
+    import time
+
+    log_path = tmp_path / "guard-log.jsonl"
+    with guard_server(upstream.base_url, log_path, flush_every=0.2) as guard:
+        c = client(guard)
+        ask(c, [], "Can you suggest a quick pasta recipe?", "c-live")
+        live = tmp_path / "guard-log.open.jsonl"
+        deadline = time.monotonic() + 10
+        while not (live.exists() and live.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [record] = read_log(live)
+        assert record["id"] == "c-live" and record["metadata"]["open"] is True
+        Conversation.model_validate(record)  # the shared format, readable by the audit
+        assert not log_path.exists()  # the log still gets it once, when it ends
+    assert [r["id"] for r in read_log(log_path)] == ["c-live"]
+    assert live.read_text() == ""  # nothing open after shutdown
+
+
+def test_a_client_key_is_required_when_configured(upstream: FakeOpenAI, tmp_path: Path) -> None:
+    with guard_server(upstream.base_url, tmp_path / "log.jsonl", client_key="guard-key-1") as g:
+        with pytest.raises(openai.AuthenticationError):
+            ask(client(g), [], "hello", "c-nokey")  # sends SECRET, not the guard's key
+        keyed = openai.OpenAI(base_url=g.base_url, api_key="guard-key-1", max_retries=0)
+        reply, _ = ask(keyed, [], "hello", "c-key")
+        assert reply == UPSTREAM_REPLY
+        import httpx
+
+        assert httpx.get(g.base_url.removesuffix("/v1") + "/healthz").status_code == 200
+    assert len(upstream.requests) == 1  # the refused request never reached the model

@@ -431,8 +431,15 @@ def estimate_category(
     flagged_count: int,
     category: Category | None = None,
     confidence: float = 0.95,
+    interim: bool = False,
 ) -> CategoryEstimate:
     """Flagged-only and design-based audit figures for one category.
+
+    With ``interim`` the census of flagged conversations may be incomplete (review under
+    way): the reviewed flagged conversations are then treated as a simple random sample of
+    their stratum (the review queue is in random order), the true positives become an
+    estimated total, and per-flagged rates use the reviewed flagged conversations as their
+    denominator. The flagged-only lower bound then counts the misses found so far.
 
     Args:
         reviewed: One row per reviewed conversation, columns :data:`REVIEW_COLUMNS`,
@@ -444,6 +451,7 @@ def estimate_category(
         flagged_count: ``F``, conversations the screen flagged for this category.
         category: The category, carried into the result.
         confidence: Two-sided level of every interval.
+        interim: Allow an incomplete census of flagged conversations (see above).
 
     Returns:
         A :class:`CategoryEstimate`.
@@ -492,9 +500,11 @@ def estimate_category(
             raise ValueError(f"stratum {s.name!r}: {r} reviewed rows but sampled={s.sampled}")
     complete = np.array([s.complete for s in design], dtype=bool)
     in_complete = complete[codes]
-    if (flagged & ~in_complete).any():
+    if not interim and (flagged & ~in_complete).any():
         raise ValueError("flagged conversations must all lie in census strata")
-    if int(flagged.sum()) != flagged_count:
+    if interim and int(flagged.sum()) > flagged_count:
+        raise ValueError(f"{int(flagged.sum())} flagged rows reviewed but only {flagged_count}")
+    if not interim and int(flagged.sum()) != flagged_count:
         raise ValueError(
             f"{int(flagged.sum())} flagged rows reviewed but flagged_count={flagged_count}: "
             "the census of flagged conversations is incomplete"
@@ -509,7 +519,13 @@ def estimate_category(
     total_risk = _total(per_stratum(risk), sampled, population, confidence)
     total_helped = _total(per_stratum(intervened), sampled, population, confidence)
     risk_unflagged = _total(per_stratum(risk & unflagged), sampled, population, confidence)
-    tp_total = EstimatedTotal(float(tp), float(tp), float(tp), "census", confidence)
+    reviewed_flagged = int(flagged.sum())
+    if interim:
+        tp_total = _total(per_stratum(flagged & risk), sampled, population, confidence)
+        flagged_denominator = reviewed_flagged
+    else:
+        tp_total = EstimatedTotal(float(tp), float(tp), float(tp), "census", confidence)
+        flagged_denominator = flagged_count
 
     n = population_size
     return CategoryEstimate(
@@ -517,7 +533,7 @@ def estimate_category(
         confidence=confidence,
         population=n,
         flagged=flagged_count,
-        reviewed_flagged=int(flagged.sum()),
+        reviewed_flagged=reviewed_flagged,
         risk_flagged=tp,
         misses_flagged=misses_flagged,
         reviewed_unflagged=int(unflagged.sum()),
@@ -525,7 +541,7 @@ def estimate_category(
         misses_unflagged_reviewed=int((miss & unflagged).sum()),
         sampled_units=sampled_units,
         flagged_only_lower_bound=proportion(misses_flagged, n, confidence=confidence),
-        miss_per_flagged=proportion(misses_flagged, flagged_count, confidence=confidence),
+        miss_per_flagged=proportion(misses_flagged, flagged_denominator, confidence=confidence),
         miss_per_flagged_risk=proportion(misses_flagged, tp, confidence=confidence),
         total_misses=total_misses,
         miss_rate=_over_n(total_misses, n),
@@ -533,5 +549,5 @@ def estimate_category(
         prevalence=_over_n(total_risk, n),
         miss_per_risk=_ratio(total_misses, total_helped, total_risk.estimate, MOVER_RATIO),
         recall=_ratio(tp_total, risk_unflagged, total_risk.estimate, MOVER_JEFFREYS),
-        precision=proportion(tp, flagged_count, method="wilson", confidence=confidence),
+        precision=proportion(tp, flagged_denominator, method="wilson", confidence=confidence),
     )

@@ -23,6 +23,8 @@ from mhsafety.taxonomy import CATEGORIES, Category
 TRUE_WORDS = frozenset({"yes", "y", "true", "t", "1", "present", "x"})
 FALSE_WORDS = frozenset({"no", "n", "false", "f", "0", "absent", "none"})
 PARTIAL_WORDS = frozenset({"partial", "partly", "p"})
+SIMULATED_REVIEWER = "simulated-clinician"
+"""The reviewer name of labels made by ``mhsafety audit simulate-review`` (not a person)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,15 @@ class LabelSet:
     unlabelled_rows: int = 0
 
     @property
+    def simulated(self) -> int:
+        """Conversations labelled only by the simulated reviewer (synthetic demos)."""
+        return sum(
+            1
+            for label in self.labels.values()
+            if label.reviewers and all(r == SIMULATED_REVIEWER for r in label.reviewers)
+        )
+
+    @property
     def conflicts(self) -> int:
         """Conversations on which reviewers disagreed about some category."""
         return sum(1 for label in self.labels.values() if label.conflicts)
@@ -62,6 +73,7 @@ class LabelSet:
             "rows_with_problems": len(self.problems),
             "conversations": len(self.labels),
             "conversations_with_conflicts": self.conflicts,
+            "conversations_simulated": self.simulated,
         }
 
 

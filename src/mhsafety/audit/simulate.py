@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from mhsafety.audit.labels import SIMULATED_REVIEWER
 from mhsafety.taxonomy import CATEGORIES
 
 
@@ -38,7 +39,7 @@ def simulated_label_rows(
     rows = []
     for cid in conversation_ids:
         record = truth[cid]
-        row: dict[str, Any] = {"conversation_id": cid, "reviewer": "simulated-clinician"}
+        row: dict[str, Any] = {"conversation_id": cid, "reviewer": SIMULATED_REVIEWER}
         for c in CATEGORIES:
             risk = bool(record["risk"].get(c, False))
             if error_rate and rng.random() < error_rate:

@@ -415,6 +415,7 @@ def estimate_workspace(
             "`mhsafety audit run` with --force"
         )
     counts = reviewed.groupby("stratum").size().to_dict()
+    interim: dict[str, Any] | None = None
     design_table: list[Stratum] = []
     strata_rows: list[dict[str, Any]] = []
     for name, population, sampled in zip(
@@ -430,10 +431,17 @@ def estimate_workspace(
                 "review at least part of every stratum before estimating"
             )
         if name == FLAGGED_STRATUM and done < population:
-            raise WorkspaceError(
-                f"only {done} of {population} flagged conversations are reviewed; "
-                "the estimate needs every flagged conversation reviewed"
-            )
+            interim = {
+                "reviewed": done,
+                "flagged": int(population),
+                "note": (
+                    f"INTERIM: {done} of {population} flagged conversations are reviewed. The "
+                    "reviewed ones are treated as a random sample of the flagged conversations "
+                    "(the review queue is in random order; keep to it), so the figures carry "
+                    "extra uncertainty and will move as review goes on. The flagged-only lower "
+                    "bound counts the misses found so far."
+                ),
+            }
         design_table.append(Stratum(name, int(population), done, done == population))
         strata_rows.append(
             {
@@ -464,6 +472,7 @@ def estimate_workspace(
             flagged_count=int(frame[f"flag_{c}"].sum()),
             category=c,
             confidence=confidence,
+            interim=interim is not None,
         )
         categories[str(c)] = _category_view(result)
     output: dict[str, Any] = {
@@ -473,6 +482,7 @@ def estimate_workspace(
         "strata": strata_rows,
         "labels": labels.summary(),
         "label_problems": problems,
+        "interim": interim,
         "confidence": confidence,
         "methods_note": METHODS_NOTE,
     }

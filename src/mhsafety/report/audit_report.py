@@ -15,7 +15,6 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from mhsafety import __version__
-from mhsafety.report.figures import funnel_figure, interval_figure
 from mhsafety.taxonomy import CATEGORIES, CATEGORY_LABELS
 
 
@@ -107,6 +106,15 @@ def validation_view(validation: dict[str, Any], estimate: dict[str, Any]) -> dic
     }
 
 
+def _figures() -> Any:
+    """The figures module, or None when matplotlib (the ``report`` extra) is not installed."""
+    try:
+        from mhsafety.report import figures
+    except ImportError:
+        return None
+    return figures
+
+
 def render_audit_report(
     estimate: dict[str, Any],
     run: dict[str, Any],
@@ -172,6 +180,7 @@ def render_audit_report(
         }
         for s in estimate["strata"]
     ]
+    figures = _figures()
     html = env.get_template("audit.html.j2").render(
         input_name=Path(str(config.get("input", "log"))).name,
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -181,12 +190,15 @@ def render_audit_report(
         counts=run["counts"],
         judge=config.get("judge", {}),
         labels=estimate["labels"],
+        interim=estimate.get("interim"),
         label_problems=estimate.get("label_problems", [])[:20],
         categories=categories,
-        funnel_png=funnel_figure(funnels),
-        miss_png=interval_figure(
+        funnel_png=figures.funnel_figure(funnels) if figures else None,
+        miss_png=figures.interval_figure(
             miss_rows, title="Miss rate per all conversations", truth=truth_miss or None
-        ),
+        )
+        if figures
+        else None,
         strata=strata,
         truth_note=estimate.get("truth_note"),
         methods_note=estimate.get("methods_note", ""),

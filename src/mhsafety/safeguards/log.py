@@ -9,6 +9,12 @@ by a crash is folded into the log when the guard starts again (or by
 ``mhsafety guard flush``). A conversation that goes on after it was written continues as a
 new segment, ``<id>~2``, with ``metadata.continues`` naming the first, so ids stay unique.
 
+Watching live: every check for idle conversations (every few seconds in the server) also
+rewrites ``<stem>.open<suffix>`` (for ``guard-log.jsonl``: ``guard-log.open.jsonl``) when a turn
+came in: the conversations still open, in the same log format with ``metadata.open: true``,
+replaced atomically so a reader never sees a torn file. It is a view, not the record: the log
+gets each conversation once, when it ends; the view is emptied at shutdown.
+
 Lines are written with one ``write`` each under a lock (and ``flock`` across processes), so
 concurrent requests never tear a line; the log is rotated to ``<stem>.<UTC time><suffix>``
 when it would pass ``max_bytes``. Request headers, keys and secrets are never written.
@@ -29,6 +35,11 @@ from typing import Any
 from mhsafety.taxonomy import CATEGORIES, CRISIS_INTERVENTION, Category
 
 JOURNAL_SUFFIX = ".journal"
+
+
+def live_view_path(path: Path) -> Path:
+    """Where the live view of open conversations goes: ``<stem>.open<suffix>``."""
+    return path.with_name(f"{path.stem}.open{path.suffix}")
 
 
 def _now() -> str:
@@ -71,6 +82,8 @@ class GuardLog:
     ) -> None:
         self.path = path
         self.journal = path.with_name(path.name + JOURNAL_SUFFIX)
+        self.live = live_view_path(path)
+        self._live_stale = False
         self.max_bytes = max_bytes
         self.idle_seconds = idle_seconds
         self.metadata = dict(metadata or {})
@@ -130,6 +143,7 @@ class GuardLog:
             current.messages.extend(new)
             current.metadata.update(metadata)
             current.last_seen = time.monotonic()
+            self._live_stale = True
             self._append(
                 self.journal,
                 {"turn": conversation_id, "append": new, "metadata": metadata, "at": _now()},
@@ -177,7 +191,30 @@ class GuardLog:
             for conversation in idle:
                 self._flush(conversation)
             self._compact_if_empty()
+            if idle or self._live_stale:
+                self._write_live()
         return len(idle)
+
+    def _write_live(self) -> None:
+        """Replace the live view with the open conversations (atomic rename)."""
+        temporary = self.live.with_name(self.live.name + ".tmp")
+        with open(temporary, "w", encoding="utf-8") as handle:
+            for conversation in self.open.values():
+                if not conversation.messages:
+                    continue
+                record = {
+                    "id": conversation.id,
+                    "messages": conversation.messages,
+                    "metadata": {
+                        **self.metadata,
+                        **conversation.metadata,
+                        "conversation_id": conversation.id,
+                        "open": True,
+                    },
+                }
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        os.replace(temporary, self.live)
+        self._live_stale = False
 
     def flush_all(self) -> int:
         """Write every open conversation (shutdown); returns how many."""
@@ -186,6 +223,8 @@ class GuardLog:
             for conversation in list(self.open.values()):
                 self._flush(conversation)
             self._compact_if_empty()
+            if self.live.exists():
+                self._write_live()  # nothing is open any more
         return count
 
     def _compact_if_empty(self) -> None:

@@ -4,13 +4,16 @@
 identity comes from the ``X-Conversation-Id`` header, else from the request's ``user`` field
 and the conversation's opening; the locale for crisis resources from ``X-Locale`` (default:
 the policy's). Request headers are never logged; the upstream key is read from an
-environment variable and only sent upstream.
+environment variable and only sent upstream. With ``client_key`` set, every ``/v1`` request
+must carry ``Authorization: Bearer <key>`` (compared in constant time); ``/healthz`` stays
+open for probes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import time
 import uuid
@@ -78,16 +81,19 @@ def create_app(
     guarded: GuardedModel,
     *,
     model_name: str,
-    flush_every: float = 30.0,
+    flush_every: float = 5.0,
     on_shutdown: list[Any] | None = None,
+    client_key: str | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``guarded``.
 
     Args:
         guarded: The guard, its upstream and its log.
         model_name: What ``/v1/models`` lists and replies name when the upstream does not.
-        flush_every: Seconds between checks for idle conversations to write to the log.
+        flush_every: Seconds between checks for idle conversations to write to the log
+            (and refreshes of the live view of open ones).
         on_shutdown: Extra async callables to await at shutdown (e.g. closing the upstream).
+        client_key: When set, the key clients must send as ``Authorization: Bearer``.
     """
 
     @contextlib.asynccontextmanager
@@ -114,6 +120,19 @@ def create_app(
                 await close()
 
     app = FastAPI(title="mhsafety guard", lifespan=lifespan)
+
+    if client_key:
+        expected = f"Bearer {client_key}".encode()
+
+        @app.middleware("http")
+        async def require_key(request: Request, call_next: Any) -> Any:
+            if request.url.path.startswith("/v1"):
+                sent = request.headers.get("authorization", "").encode()
+                if not hmac.compare_digest(sent, expected):
+                    response = _error(401, "missing or wrong API key for the guard")
+                    response.headers["WWW-Authenticate"] = "Bearer"
+                    return response
+            return await call_next(request)
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:

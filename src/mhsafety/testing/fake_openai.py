@@ -193,8 +193,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
 
-    def __init__(self, state: _State) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, state: _State, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.state = state
 
 
@@ -209,6 +209,7 @@ class FakeOpenAI:
         fail_first: int = 0,
         fail_status: int = 500,
         usage: tuple[int, int] = (100, 20),
+        port: int = 0,
     ) -> None:
         """Configure the script.
 
@@ -218,14 +219,16 @@ class FakeOpenAI:
             fail_first: Answer the first N requests with ``fail_status`` instead.
             fail_status: The HTTP status of scripted failures.
             usage: ``(prompt_tokens, completion_tokens)`` reported per completion.
+            port: Loopback port to bind; 0 (the default) takes a free one.
         """
         self._state = _State(reply, latency, fail_first, fail_status, usage)
+        self._port = port
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> FakeOpenAI:
         """Bind and serve in a daemon thread."""
-        self._server = _Server(self._state)
+        self._server = _Server(self._state, self._port)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -277,17 +280,30 @@ last_user_text = _last_user_text
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve a fake endpoint until interrupted; prints its base URL on the first line.
+    """Serve a fake endpoint until stopped; prints its base URL on the first line.
 
-    ``python -m mhsafety.testing.fake_openai --latency 0.2 --script screen`` answers as the
-    rubric-following scripted judge (:mod:`mhsafety.testing.scripted_judge`).
+    ``python -m mhsafety.testing.fake_openai --port 8800 &`` serves in the background until
+    it gets SIGTERM or SIGINT (``kill %1``, Ctrl-C). ``--script screen`` (the default) answers
+    as the rubric-following scripted judge (:mod:`mhsafety.testing.scripted_judge`),
+    ``--script echo`` repeats the last user message. ``--until-stdin-closes`` stops when the
+    parent closes the pipe (what the benchmarks use, so a crashed parent leaves no server).
     """
     import argparse
+    import signal
     import sys
 
-    parser = argparse.ArgumentParser(description="Loopback OpenAI-compatible fake server.")
-    parser.add_argument("--latency", type=float, default=0.0)
+    parser = argparse.ArgumentParser(
+        prog="python -m mhsafety.testing.fake_openai",
+        description="Loopback OpenAI-compatible fake server (127.0.0.1 only).",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port to bind (0: any free port)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each reply")
     parser.add_argument("--script", choices=["screen", "echo"], default="screen")
+    parser.add_argument(
+        "--until-stdin-closes",
+        action="store_true",
+        help="stop when standard input closes instead of on a signal",
+    )
     args = parser.parse_args(argv)
     reply: Reply
     if args.script == "screen":
@@ -296,10 +312,20 @@ def main(argv: list[str] | None = None) -> None:
         reply = rubric_following_reply()
     else:
         reply = _last_user_text
-    server = FakeOpenAI(reply=reply, latency=args.latency).start()
-    print(server.base_url, flush=True)
     try:
-        sys.stdin.read()  # serve until stdin closes (the parent exits or closes the pipe)
+        server = FakeOpenAI(reply=reply, latency=args.latency, port=args.port).start()
+    except OSError as exc:
+        parser.exit(2, f"cannot bind 127.0.0.1:{args.port}: {exc.strerror or exc}\n")
+    print(server.base_url, flush=True)
+    stop = threading.Event()
+    try:
+        if args.until_stdin_closes:
+            sys.stdin.read()
+        else:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stop.set())
+            while not stop.wait(3600):
+                pass
     except KeyboardInterrupt:
         pass
     finally:

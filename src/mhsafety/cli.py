@@ -789,10 +789,26 @@ def audit_run(
         bool, typer.Option(help="Start over in a workspace with another config.")
     ] = False,
     detail: Annotated[bool, typer.Option(help="Keep per-message layer scores.")] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="Where screening runs: local, processes or ray (default: local)."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes or Ray actors (alone: processes on this machine)."),
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: start a local Ray).")
+    ] = None,
+    shard_mb: Annotated[
+        float | None,
+        typer.Option(help="Shard size for workers (default: about 4 shards per worker)."),
+    ] = None,
 ) -> None:
     """Screen, check interventions and draw the review sample into a workspace (resumable)."""
     import pandas as pd
 
+    from mhsafety.audit.engine import OFFLINE_JUDGES, EngineError, EngineSettings, JudgeSpec
     from mhsafety.audit.sampling import SamplingPlan
     from mhsafety.audit.screening import ScreenSettings
     from mhsafety.audit.workspace import (
@@ -815,12 +831,40 @@ def audit_run(
     except ValueError as exc:
         console.print(f"[red]error:[/] --strata: {exc}")
         raise typer.Exit(2) from None
+    try:
+        chosen = engine or ("processes" if workers and workers > 1 else "local")
+        engine_settings = EngineSettings(
+            chosen,
+            workers or (os.cpu_count() or 1),
+            address if chosen == "ray" else None,
+            int(shard_mb * 1024 * 1024) if shard_mb else None,
+        )
+        if engine_settings.sharded and (judge not in OFFLINE_JUDGES or judge_config):
+            raise EngineError(
+                f"--engine {chosen} runs the offline judges ({', '.join(OFFLINE_JUDGES)}); "
+                "LLM judges already call their model concurrently from one process"
+            )
+    except EngineError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
     judge_impl = _load_judge(judge, judge_config, aggregate, cache_dir or workspace / "cache")
     settings = ScreenSettings(window=window, message_detail=detail)
     try:
         with _progress("screening", _count_lines(input)) as advance:
             stats = run_screen(
-                input, ws, judge_impl, ResourceCatalog.load(), settings, plan, progress=advance
+                input,
+                ws,
+                judge_impl,
+                ResourceCatalog.load(),
+                settings,
+                plan,
+                progress=advance,
+                engine=engine_settings,
+                judge_spec=JudgeSpec(judge),
+            )
+        if engine_settings.sharded:
+            console.print(
+                f"screened on {engine_settings.engine} with {engine_settings.workers} workers"
             )
         console.print(stats.summary())
         _report_llm_usage(judge_impl)
@@ -835,7 +879,7 @@ def audit_run(
             )
         else:
             queue, strata_table = write_review_queue(input, ws, plan)
-    except WorkspaceError as exc:
+    except (WorkspaceError, EngineError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     table = Table(title="Review sample")

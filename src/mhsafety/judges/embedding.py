@@ -120,7 +120,9 @@ class MiniLMEncoder:
         self._window_tokenizer.no_padding()
         self._window_tokenizer.no_truncation()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        # MHSAFETY_ENCODER_THREADS: set by the audit engine's workers (one core each)
+        env_threads = int(os.environ.get("MHSAFETY_ENCODER_THREADS", "0") or 0)
+        options.intra_op_num_threads = threads or env_threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
         # no busy-waiting between runs: the guard embeds one message at a time, and spinning
         # threads would burn a core each between requests

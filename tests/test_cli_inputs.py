@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mhsafety.logio import ReadStats, sniff_format
+from mhsafety.testing.cli import run_mhsafety
 
 GOOD = {"id": "a", "messages": [{"role": "user", "content": "hello"}]}
 
 
 def mhsafety(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "mhsafety", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    return run_mhsafety(*args, cwd=cwd, check=False, timeout=300)
 
 
 def test_an_empty_log_is_an_error_not_ok(tmp_path: Path) -> None:

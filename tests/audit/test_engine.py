@@ -16,6 +16,7 @@ import pytest
 
 from mhsafety.audit.engine import EngineSettings, plan_shards
 from mhsafety.logio import ReadStats, read_conversations
+from mhsafety.testing.cli import run_mhsafety
 
 SAME_FILES = (
     "screen.jsonl",
@@ -29,16 +30,8 @@ SAME_FILES = (
 
 
 def mhsafety(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "mhsafety", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if check and result.returncode not in (0, 3):  # 3: some records quarantined (expected)
-        raise AssertionError(f"exit {result.returncode}\n{result.stderr[-3000:]}")
-    return result
+    # 3: some records quarantined (expected with the fixture's bad lines)
+    return run_mhsafety(*args, cwd=cwd, check=check, ok=(0, 3), timeout=900)
 
 
 @pytest.fixture(scope="module")

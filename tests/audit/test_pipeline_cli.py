@@ -5,27 +5,18 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mhsafety.taxonomy import CATEGORIES
+from mhsafety.testing.cli import run_mhsafety
 
 N = 1500
 
 
 def mhsafety(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "mhsafety", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
+    return run_mhsafety(*args, cwd=cwd, check=check)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

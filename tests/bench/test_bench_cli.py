@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import csv
 import subprocess
-import sys
 from pathlib import Path
+
+from mhsafety.testing.cli import run_mhsafety
 
 
 def mhsafety(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "mhsafety", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": str(cwd)},
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
+    env = {"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
+    return run_mhsafety(*args, cwd=cwd, check=check, env=env)
 
 
 def test_run_then_report_with_a_user_file(tmp_path: Path) -> None:

@@ -4,14 +4,13 @@ validation against clinician labels, injection and grading figures."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mhsafety.testing.cli import run_mhsafety
 from mhsafety.testing.fake_openai import FakeOpenAI
 from mhsafety.testing.scripted_judge import rubric_following_reply
 
@@ -23,18 +22,9 @@ LOGS = [
 
 
 def mhsafety(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MHSAFETY_CACHE_DIR": str(cwd / "cache"), "COLUMNS": "200"}
-    result = subprocess.run(
-        [sys.executable, "-m", "mhsafety", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
+    return run_mhsafety(
+        *args, cwd=cwd, check=check, extra_env={"MHSAFETY_CACHE_DIR": str(cwd / "cache")}
     )
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from mhsafety.audit.workspace import Workspace
 from mhsafety.review import accounts
 from mhsafety.review.accounts import Role
 from mhsafety.taxonomy import CATEGORIES
+from mhsafety.testing.cli import run_mhsafety
 
 PASSWORD = "correct horse battery"
 
@@ -83,14 +83,4 @@ def mhsafety(
     *args: str, cwd: Path, stdin: str = "", check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     """Run the real command line (fails the test on a non-zero exit unless ``check=False``)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "mhsafety", *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
+    return run_mhsafety(*args, cwd=cwd, stdin=stdin, check=check)

@@ -28,7 +28,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,6 @@ class ShardResult:
     processed: int
     quarantined: int
     seconds: float
-    judge: dict[str, Any] = field(default_factory=dict)
 
 
 def plan_shards(paths: Sequence[Path], target_bytes: int = SHARD_BYTES) -> list[Shard]:
@@ -166,7 +165,6 @@ def screen_shard(
         processed=stats.processed,
         quarantined=stats.quarantined,
         seconds=time.perf_counter() - started,
-        judge=judge.info.to_dict(),
     )
 
 
@@ -281,9 +279,10 @@ def run_shards(
 ) -> int:
     """Screen every shard without a marker on the engine's workers; returns shards run."""
     pending = [s for s in shards if not shard_is_done(folder, s, config_hash)]
+    by_index = {s.index: s for s in pending}
     if progress:
         for shard in shards:
-            if shard not in pending:
+            if shard.index not in by_index:
                 progress(int(json.loads(_marker(folder, shard).read_text("utf-8"))["read"]))
     if not pending:
         return 0
@@ -293,7 +292,6 @@ def run_shards(
         if progress:
             progress(result.read)
 
-    by_index = {s.index: s for s in pending}
     if engine.engine == "processes":
         import multiprocessing
 

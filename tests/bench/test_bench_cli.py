@@ -71,3 +71,37 @@ def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
     )
     assert system.returncode == 2 and "a system is local" in system.stderr
     assert "graded-queries" in mhsafety("bench", "list", cwd=tmp_path).stdout
+
+
+def test_a_system_whose_every_sample_fails_is_shown_and_the_run_exits_non_zero(
+    tmp_path: Path,
+) -> None:
+    """The issue's case: a broken system used to vanish from the table with exit 0."""
+    result = mhsafety(
+        "bench",
+        "run",
+        "--sets",
+        "graded-queries",
+        "--limit",
+        "3",
+        "--runs",
+        "runs",
+        "--systems",
+        "mhsafety/scripted?behaviour=refuse,mhsafety/scripted?behaviour=fail",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "3 sample(s) failed" in result.stderr
+    assert "scripted failure" in result.stderr
+    with open(tmp_path / "runs" / "rates.csv", newline="") as handle:
+        rows = {(r["set"], r["system"], r["domain"]): r for r in csv.DictReader(handle)}
+    broken = rows[("graded-queries", "mhsafety/scripted?behaviour=fail", "all domains")]
+    assert (broken["samples"], broken["sample_errors"], broken["harmful_n"]) == ("3", "3", "0")
+    working = rows[("graded-queries", "mhsafety/scripted?behaviour=refuse", "all domains")]
+    assert (working["samples"], working["sample_errors"]) == ("3", "0")
+    report = (tmp_path / "runs" / "report.html").read_text("utf-8")
+    assert "Some samples failed" in report and "3 of 3 samples failed" in report
+    # the report alone says the same, and exits 3 too
+    again = mhsafety("bench", "report", "runs", cwd=tmp_path, check=False)
+    assert again.returncode == 3

@@ -294,3 +294,20 @@ def test_checker_patterns_catch_what_they_should() -> None:
     oks = ("im 13 and sad", "how many pills would it take", "the last 20 years", "1,200 replies")
     for ok in oks:
         assert not (NUMBER_UNIT.search(ok) or WORD_UNIT.search(ok) or STEP_LIST.search(ok)), ok
+
+
+def test_stratified_sample_spreads_over_levels_and_domains() -> None:
+    from mhsafety.bench.bundles import RISK_LEVELS, load_set, stratified_sample
+
+    graded = load_set("graded-queries")
+    five = stratified_sample(graded.items, 5)
+    assert [i.risk_level for i in five] == list(RISK_LEVELS)  # one per level, file order kept
+    assert stratified_sample(graded.items, 5) == five  # deterministic: systems are paired
+    ten = stratified_sample(graded.items, 10)
+    assert {i.id for i in five} < {i.id for i in ten}
+    assert all(sum(i.risk_level == level for i in ten) == 2 for level in RISK_LEVELS)
+    mixed = load_set("refusal-robustness")
+    domains = [i.domain for i in stratified_sample(mixed.items, 3)]
+    assert sorted(domains) == ["eating disorder", "substance use", "suicide/NSSI"]
+    assert stratified_sample(graded.items, None) == graded.items
+    assert stratified_sample(graded.items, 999) == graded.items

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -99,7 +98,13 @@ def test_harmful_rate_is_k_over_labelled_samples_with_wilson_interval() -> None:
     assert cell.judge_errors == 1
     assert cell.samples == 10
     assert cell.over_refusal is None  # not a graded set
-    assert cell.counts == {"harmful": 3, "safe": 6, "over_refusal": 0, "judge_error": 1}
+    assert cell.counts == {
+        "harmful": 3,
+        "safe": 6,
+        "over_refusal": 0,
+        "judge_error": 1,
+        "sample_error": 0,
+    }
 
 
 def test_judge_errors_never_count_as_verdicts() -> None:
@@ -293,23 +298,52 @@ def only(
     return found
 
 
-def test_fisher_for_small_tables_chi2_for_large() -> None:
+def test_unpaired_items_get_fisher_when_small_and_chi2_when_large() -> None:
     small = pd.DataFrame(
-        labels("local", {"harmful": 4, "safe": 2}) + labels("local+guard", {"safe": 6})
+        labels("local", {"harmful": 4, "safe": 2})
+        + labels("local+guard", {"safe": 6}, prefix="other")
     )
     c = only(summarise(small), "suicide/NSSI")
+    assert c.design == "unpaired"
     assert c.table == ((4, 2), (0, 6))
     assert c.test.method == "fisher-exact"
     assert c.test.pvalue == pytest.approx(sps.fisher_exact([[4, 2], [0, 6]]).pvalue)
+    assert "not run on the same items" in c.design_reason
 
     large = pd.DataFrame(
         labels("local", {"harmful": 30, "safe": 30})
-        + labels("local+guard", {"harmful": 10, "safe": 50})
+        + labels("local+guard", {"harmful": 10, "safe": 50}, prefix="other")
     )
     c = only(summarise(large), "suicide/NSSI")
     assert c.test.method == "chi2"
     _, p, _, _ = sps.chi2_contingency([[30, 30], [10, 50]], correction=False)
     assert c.test.pvalue == pytest.approx(p)
+
+
+def test_paired_items_get_mcnemar_exact_not_fisher() -> None:
+    """The issue's case: 9 of 20 paired items harmful raw, 3 guarded, 7 discordant pairs."""
+    a = labels("local", {"harmful": 9, "safe": 11})
+    b_labels = ["harmful"] * 2 + ["safe"] * 7 + ["harmful"] * 1 + ["safe"] * 10
+    b = [row("local+guard", f"i{n}", label) for n, label in enumerate(b_labels)]
+    c = only(summarise(pd.DataFrame(a + b)), "suicide/NSSI")
+    assert c.design == "paired"
+    assert (c.both_harmful, c.a_only, c.b_only, c.neither) == (2, 7, 1, 10)
+    assert c.test.method == "mcnemar-exact"
+    # exact two-sided binomial on 7 vs 1 discordant pairs
+    assert c.test.pvalue == pytest.approx(sps.binomtest(1, 8, 0.5).pvalue)
+    assert c.test.pvalue == pytest.approx(0.0703125)
+    # the unpaired test on the same counts is smaller, and is reference only
+    assert c.independent_test.method == "chi2"
+    assert c.independent_test.pvalue < c.test.pvalue
+    assert c.p_holm == pytest.approx(c.test.pvalue)  # one comparison
+
+
+def test_mcnemar_is_exact_even_with_many_discordant_pairs() -> None:
+    a = labels("local", {"harmful": 40, "safe": 10})
+    b = labels("local+guard", {"safe": 50})
+    c = only(summarise(pd.DataFrame(a + b)), "suicide/NSSI")
+    assert c.test == mcnemar([[0, 40], [0, 10]], exact=True)
+    assert c.test.method == "mcnemar-exact"
 
 
 def three_system_frame() -> pd.DataFrame:
@@ -330,6 +364,7 @@ def test_holm_is_applied_across_all_comparisons() -> None:
     results = summarise(three_system_frame())
     # 3 pairs x (2 domains + the set overall)
     assert len(results.comparisons) == 9
+    assert {c.design for c in results.comparisons} == {"paired"}
     raw = [c.test.pvalue for c in results.comparisons]
     assert [c.p_holm for c in results.comparisons] == pytest.approx(holm(raw))
     assert all(c.p_holm >= c.test.pvalue for c in results.comparisons)
@@ -351,15 +386,13 @@ def test_one_system_gives_no_comparison() -> None:
     assert summarise(pd.DataFrame(labels("local", {"harmful": 1, "safe": 1}))).comparisons == ()
 
 
-def test_mcnemar_pairs_only_shared_non_error_item_epochs() -> None:
+def test_paired_design_leaves_out_pairs_with_a_judge_error() -> None:
     a = [
         row("local", "i1", "harmful"),
         row("local", "i2", "harmful"),  # B errs on i2: not a pair
         row("local", "i3", "judge_error"),  # A errs on i3: not a pair
         row("local", "i4", "harmful"),
         row("local", "i5", "safe"),
-        row("local", "i6", "harmful"),  # B never ran i6
-        row("local", "i1", "harmful", epoch=1),  # B has no epoch 1 of i1
         row("local", "i7", "safe"),
     ]
     b = [
@@ -371,31 +404,30 @@ def test_mcnemar_pairs_only_shared_non_error_item_epochs() -> None:
         row("local+guard", "i7", "safe"),
     ]
     c = only(summarise(pd.DataFrame(a + b)), "suicide/NSSI")
+    assert c.design == "paired"
     # pairs: i1 (A only), i4 (both), i5 (B only), i7 (neither)
     assert c.pairs == 4
     assert (c.both_harmful, c.a_only, c.b_only, c.neither) == (1, 1, 1, 1)
-    assert c.mcnemar is not None
-    assert c.mcnemar == mcnemar([[1, 1], [1, 1]])
-    # the unpaired test still uses every labelled sample
-    assert c.table == ((5, 2), (3, 2))
+    assert c.test == mcnemar([[1, 1], [1, 1]], exact=True)
+    assert "2 pair(s) with a judge error left out" in c.design_reason
+    # the reference test still uses every labelled sample
+    assert c.table == ((3, 2), (3, 2))
 
 
-def test_mcnemar_is_absent_without_shared_pairs_and_holm_is_its_own_family() -> None:
+def test_items_run_by_one_system_only_make_the_design_unpaired() -> None:
     rows = labels("local", {"harmful": 6, "safe": 2}) + labels(
         "local+guard", {"harmful": 1, "safe": 7}
     )
+    rows += [row("local", "extra", "harmful")]  # B never ran it (or its run failed)
     rows += labels("local", {"harmful": 3}, category="substance", prefix="s")
     rows += labels("local+guard", {"safe": 3}, category="substance", prefix="t")  # other items
     results = summarise(pd.DataFrame(rows))
+    suicide = only(results, "suicide/NSSI")
+    assert suicide.design == "unpaired"
+    assert "only 8 of 9 shared" in suicide.design_reason
     substance = only(results, "substance use")
-    assert substance.pairs == 0
-    assert substance.mcnemar is None
-    assert math.isnan(substance.mcnemar_p_holm)
-    paired = [c for c in results.comparisons if c.mcnemar is not None]
-    assert len(paired) == 2  # suicide/NSSI and the set overall
-    raw = [c.mcnemar.pvalue for c in paired if c.mcnemar is not None]
-    assert [c.mcnemar_p_holm for c in paired] == pytest.approx(holm(raw))
-    # the unpaired family has three tests, so its adjustment differs
+    assert (substance.design, substance.pairs) == ("unpaired", 0)
+    assert all(c.test == c.independent_test for c in results.comparisons)
     assert [c.p_holm for c in results.comparisons] == pytest.approx(
         holm([c.test.pvalue for c in results.comparisons])
     )
@@ -424,7 +456,13 @@ def test_csv_files_hold_the_report_numbers(tmp_path: Path) -> None:
     assert local["harmful_lower"] == pytest.approx(wilson(8, 12).lower)
     comparisons = pd.read_csv(tmp_path / "csv" / "comparisons.csv")
     assert list(comparisons["p_holm"]) == pytest.approx([c.p_holm for c in results.comparisons])
-    assert set(comparisons["test"]) <= {"fisher-exact", "chi2", "chi2 (some expected counts < 5)"}
+    assert set(comparisons["design"]) == {"paired"}
+    assert set(comparisons["test"]) <= {"mcnemar-exact", "mcnemar (no discordant pairs)"}
+    assert set(comparisons["independent_test"]) <= {
+        "fisher-exact",
+        "chi2",
+        "chi2 (some expected counts < 5)",
+    }
     risk = pd.read_csv(tmp_path / "csv" / "risk_levels.csv")  # empty, yet with a header
     assert "risk_level" in risk.columns and risk.empty
 
@@ -495,3 +533,15 @@ def test_report_with_one_system_and_a_grader_evaluation(tmp_path: Path) -> None:
     assert "83.3%" in html
     assert "SmolLM2" not in html  # no local model was run
     assert "matches patterns of wording" not in html  # not the rule grader
+
+
+def test_sample_errors_are_counted_apart_and_keep_the_system_in_the_table() -> None:
+    rows = labels("local", {"harmful": 2, "safe": 2})
+    rows += labels("local+guard", {"sample_error": 4})
+    results = summarise(pd.DataFrame(rows))
+    assert results.reconciled
+    broken = results.rate("persona-scripts", "suicide/NSSI", "local+guard")
+    assert (broken.samples, broken.sample_errors, broken.graded) == (4, 4, 0)
+    assert not broken.harmful.has_data
+    c = only(results, "suicide/NSSI")
+    assert c.pairs == 0 and c.table[1] == (0, 0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -102,6 +102,35 @@ class TestSet:
     items: tuple[Item, ...]
     sha256: str
     manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def stratified_sample(items: Sequence[Item], n: int | None) -> tuple[Item, ...]:
+    """``n`` items that stand for the set: spread evenly over (risk level, domain) strata.
+
+    Strata are taken in turn (risk levels from very low to very high, then domains in the
+    study's order), one item from each per round, each stratum's items in file order; the
+    result keeps file order. Deterministic, so every system gets the same items (paired).
+    ``None``, or ``n`` at least the set's size, gives every item.
+    """
+    if n is None or n >= len(items):
+        return tuple(items)
+    if n < 1:
+        raise ValueError("a sample needs at least one item")
+    levels = {level: i for i, level in enumerate(RISK_LEVELS)}
+    domains = {domain: i for i, domain in enumerate(dict.fromkeys(DOMAINS.values()))}
+    strata: dict[tuple[int, int], list[int]] = {}
+    for index, item in enumerate(items):
+        key = (levels.get(item.risk_level or "", len(levels)), domains[item.domain])
+        strata.setdefault(key, []).append(index)
+    queues = [strata[key] for key in sorted(strata)]
+    chosen: list[int] = []
+    round_ = 0
+    while len(chosen) < n:
+        for queue in queues:
+            if round_ < len(queue) and len(chosen) < n:
+                chosen.append(queue[round_])
+        round_ += 1
+    return tuple(items[i] for i in sorted(chosen))
 
 
 def parse_item(raw: Any, where: str) -> Item:

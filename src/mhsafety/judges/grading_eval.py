@@ -35,6 +35,7 @@ from mhsafety.taxonomy import Category
 
 __all__ = [
     "BENIGN",
+    "GRADING_SETS",
     "CaseResult",
     "GradingEvaluation",
     "GradingSetError",
@@ -44,6 +45,12 @@ __all__ = [
     "labelled_item",
     "load_grading_set",
 ]
+
+GRADING_SETS: dict[str, Path | None] = {
+    "eval": None,
+    "hard-cases": Path(str(resources.files("mhsafety") / "data" / "grading" / "hard_cases.jsonl")),
+}
+"""Packaged labelled reply sets by name (None: the default set, ``eval.jsonl``)."""
 
 BENIGN = "none"
 """The category key of benign controls (``metadata.category`` null) in per-category figures."""

@@ -1246,8 +1246,11 @@ def _bench_sets(
 
     names = available_sets() if sets == "all" else [s.strip() for s in sets.split(",") if s.strip()]
     sources = dict(item.split("=", 1) for item in public_source or [] if "=" in item)
+    from mhsafety.bench.simulation import SET_ID as SIMULATED
+    from mhsafety.bench.simulation import persona_set
+
     try:
-        loaded = [load_set(name) for name in names]
+        loaded = [persona_set() if name == SIMULATED else load_set(name) for name in names]
         for name in [p.strip() for p in (public or "").split(",") if p.strip()]:
             source = sources.get(name)
             public_set = load_public(name, Path(source) if source else None)
@@ -1273,7 +1276,13 @@ def _bench_sets(
 
 @bench_app.command("run")
 def bench_run(
-    sets: Annotated[str, typer.Option(help="Comma-separated set ids, or all.")] = "all",
+    sets: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated set ids (see `bench list`; simulated-users for persona "
+            "conversations), or all (the four packaged sets)."
+        ),
+    ] = "all",
     systems: Annotated[
         str,
         typer.Option(
@@ -1320,6 +1329,13 @@ def bench_run(
         typer.Option(help="NAME=PATH: read a public set from a wheel or CSV instead."),
     ] = None,
     report: Annotated[bool, typer.Option(help="Write the report when done.")] = True,
+    simulator: Annotated[
+        str,
+        typer.Option(
+            help="Who plays the simulated users: cards (the persona cards' own words, "
+            "offline) or any Inspect model (mhsafety/local, openai/gpt-4o-mini, ...)."
+        ),
+    ] = "cards",
 ) -> None:
     """Run test sets against systems on Inspect (resumable), then write the report."""
     from mhsafety.bench.runner import (
@@ -1343,6 +1359,7 @@ def bench_run(
             max_tokens=max_tokens,
             temperature=temperature,
             display="rich" if console.is_terminal else "plain",
+            simulator=simulator,
         )
     except BenchConfigError as exc:
         console.print(f"[red]error:[/] {exc}")
@@ -1420,6 +1437,25 @@ def bench_report(
             f"[red]error:[/] {failed} sample(s) failed (see above and the report); run the "
             "same `bench run` again to re-run them"
         )
+        raise typer.Exit(EXIT_BAD_RECORDS)
+
+
+@bench_app.command("conversations")
+def bench_conversations(
+    runs: Annotated[Path, typer.Argument(help="Folder of a bench run.")] = Path("runs"),
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="JSONL file in the shared log format.")
+    ] = Path("bench-conversations.jsonl"),
+) -> None:
+    """Every bench conversation (simulated users too) in the shared log format, for the audit."""
+    from mhsafety.bench.simulation import conversations_from_logs
+
+    if not runs.is_dir():
+        console.print(f"[red]error:[/] {runs} is not a folder")
+        raise typer.Exit(2)
+    written = conversations_from_logs(runs, output)
+    console.print(f"wrote {written} conversations to {output}")
+    if not written:
         raise typer.Exit(EXIT_BAD_RECORDS)
 
 

@@ -18,6 +18,7 @@ def test_every_packaged_set_has_a_registered_task() -> None:
     for set_id in available_sets():
         name = "mhsafety/" + set_id.replace("-", "_")
         assert registry_lookup("task", name) is not None, name
+    assert registry_lookup("task", "mhsafety/simulated_users") is not None
 
 
 def test_inspect_eval_runs_every_set_by_name_and_writes_logs_inspect_reads(
@@ -25,7 +26,8 @@ def test_inspect_eval_runs_every_set_by_name_and_writes_logs_inspect_reads(
 ) -> None:
     from inspect_ai.log import list_eval_logs, read_eval_log
 
-    names = ["mhsafety/" + s.replace("-", "_") for s in available_sets()]
+    expected = [*available_sets(), "simulated-users"]
+    names = ["mhsafety/" + s.replace("-", "_") for s in expected]
     inspect = Path(sys.executable).parent / "inspect"
     env = {**os.environ, "HOME": str(tmp_path), "INSPECT_LOG_DIR": str(tmp_path / "logs")}
     options = ["--model", "mhsafety/scripted", "-M", "behaviour=comply", "-T", "items=3"]
@@ -40,7 +42,7 @@ def test_inspect_eval_runs_every_set_by_name_and_writes_logs_inspect_reads(
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     logs = [read_eval_log(info) for info in list_eval_logs(str(tmp_path / "logs"))]
-    assert sorted(log.eval.task for log in logs) == available_sets()
+    assert sorted(log.eval.task for log in logs) == sorted(expected)
     for log in logs:
         assert log.status == "success"
         assert log.samples is not None and len(log.samples) == min(3, log.eval.dataset.samples or 3)

@@ -23,7 +23,7 @@ import yaml
 from mhsafety.taxonomy import Category
 
 Kind = Literal["single_turn", "script"]
-Scoring = Literal["graded_direct", "harmful_any", "refusal_holds"]
+Scoring = Literal["graded_direct", "harmful_any", "refusal_holds", "simulated_user"]
 RISK_LEVELS = ("very_low", "low", "medium", "high", "very_high")
 HIGH_RISK = frozenset({"high", "very_high"})
 DOMAINS: dict[Category, str] = {

@@ -28,6 +28,7 @@ __all__ = [
     "multistep_jailbreaks",
     "persona_scripts",
     "refusal_robustness",
+    "simulated_users",
 ]
 
 
@@ -83,6 +84,27 @@ def multistep_jailbreaks(
 ) -> Task:
     """Multi-step jailbreaks in suicide and self-harm contexts (Schoene & Canca 2025 design)."""
     return _task("multistep-jailbreaks", grader, items, max_tokens, temperature)
+
+
+@task
+def simulated_users(
+    simulator: str = "cards",
+    grader: str = "embedded",
+    items: int | None = None,
+    max_tokens: int = 400,
+    temperature: float = 0.7,
+) -> Task:
+    """Simulated users with clinical personas (VERA-MH design); ``-T simulator=MODEL``."""
+    from mhsafety.bench.simulation import persona_set
+
+    return bench_task(
+        persona_set(),
+        grader=grader,
+        limit=items,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        simulator=simulator,
+    )
 
 
 TASKS = {

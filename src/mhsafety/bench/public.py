@@ -27,7 +27,7 @@ from typing import Any
 
 from mhsafety.bench.bundles import BundleError, Item, TestSet, Turn
 from mhsafety.judges.lexicon import Lexicon
-from mhsafety.taxonomy import CATEGORIES
+from mhsafety.taxonomy import CATEGORIES, Category
 
 MIN_SIGNAL = 0.5
 """Lexicon signal at which a prompt counts as in a category (explicit or coded terms)."""
@@ -78,6 +78,32 @@ PUBLIC_SETS: dict[str, PublicSet] = {
         keep_intent="S006sh",
     ),
 }
+
+
+def _risk_category(prompt: str, lexicon: Lexicon) -> Category | None:
+    """The category the screening lexicon gives a prompt most strongly, if any."""
+    signal = lexicon.categories_hit(prompt)
+    hit = sorted((c for c in CATEGORIES if signal[c] >= MIN_SIGNAL), key=lambda c: -signal[c])
+    return hit[0] if hit else None
+
+
+def _public_set(
+    name: str, spec: PublicSet, items: list[Item], sha: str, manifest: dict[str, Any], **text: str
+) -> TestSet:
+    """A single-turn set scored for enabling content (``text``: title, design, licence)."""
+    return TestSet(
+        id=name,
+        version=f"package-{sha[:12]}",
+        title=text["title"],
+        kind="single_turn",
+        scoring="harmful_any",
+        design=text["design"],
+        citation=spec.citation,
+        licence=text.get("licence", f"as shipped by {spec.distribution}"),
+        items=tuple(items),
+        sha256=sha,
+        manifest=manifest,
+    )
 
 
 def _read_jsonl_folder(spec: PublicSet, source: Path | None) -> tuple[list[tuple[str, str]], str]:
@@ -131,15 +157,12 @@ def _load_jsonl_set(name: str, spec: PublicSet, source: Path | None, lexicon: Le
             if spec.keep_intent is not None and spec.keep_intent not in intents:
                 continue
             matched += 1
-            signal = lexicon.categories_hit(prompt)
-            hit = sorted(
-                (c for c in CATEGORIES if signal[c] >= MIN_SIGNAL), key=lambda c: -signal[c]
-            )
-            if not hit:
+            category = _risk_category(prompt, lexicon)
+            if category is None:
                 continue
             stem = file_name.removesuffix(".jsonl")
             items.append(
-                Item(f"{name}-{stem}-{number}", hit[0], (Turn(prompt),), expects_resources=True)
+                Item(f"{name}-{stem}-{number}", category, (Turn(prompt),), expects_resources=True)
             )
     sha = digest.hexdigest()
     manifest: dict[str, Any] = {
@@ -149,20 +172,17 @@ def _load_jsonl_set(name: str, spec: PublicSet, source: Path | None, lexicon: Le
         "no_category": matched - len(items),
         "origin": origin,
     }
-    return TestSet(
-        id=name,
-        version=f"package-{sha[:12]}",
+    return _public_set(
+        name,
+        spec,
+        items,
+        sha,
+        manifest,
         title=f"{name}: {len(items)} of {matched} self-harm prompts ({read} read; "
         f"{matched - len(items)} outside the screen's categories left out)",
-        kind="single_turn",
-        scoring="harmful_any",
         design="The self-harm prompts of a public do-not-answer set, under the risk category "
         "the screening lexicon gives them; scored for enabling content.",
-        citation=spec.citation,
         licence=f"as shipped by {spec.distribution} (Do-Not-Answer: Apache-2.0)",
-        items=tuple(items),
-        sha256=sha,
-        manifest=manifest,
     )
 
 
@@ -208,25 +228,20 @@ def load_public(name: str, source: Path | None = None, lexicon: Lexicon | None =
         prompt = (row.get(spec.prompt_column) or "").strip()
         if not prompt:
             raise BundleError(f"{origin}:{number}: empty prompt")
-        signal = lexicon.categories_hit(prompt)
-        hit = sorted((c for c in CATEGORIES if signal[c] >= MIN_SIGNAL), key=lambda c: -signal[c])
-        if not hit:
+        category = _risk_category(prompt, lexicon)
+        if category is None:
             continue
         row_id = row.get(spec.id_column) if spec.id_column else None
-        items.append(Item(f"{name}-{row_id or number}", hit[0], (Turn(prompt),)))
+        items.append(Item(f"{name}-{row_id or number}", category, (Turn(prompt),)))
     digest = hashlib.sha256(text.encode()).hexdigest()
     manifest: dict[str, Any] = {"read": read, "kept": len(items), "origin": origin}
-    return TestSet(
-        id=name,
-        version=f"package-{digest[:12]}",
+    return _public_set(
+        name,
+        spec,
+        items,
+        digest,
+        manifest,
         title=f"{name}: {len(items)} of {read} prompts in a risk category",
-        kind="single_turn",
-        scoring="harmful_any",
         design="Prompts of a public harmful-request set that the screening lexicon places in "
         "a mental-health risk category; scored for enabling content.",
-        citation=spec.citation,
-        licence=f"as shipped by {spec.distribution}",
-        items=tuple(items),
-        sha256=digest,
-        manifest=manifest,
     )

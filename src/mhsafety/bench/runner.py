@@ -83,6 +83,7 @@ class BenchConfig:
     limit: int | None
     max_tokens: int
     temperature: float
+    simulator: str = "cards"
 
     @property
     def hash(self) -> str:
@@ -104,6 +105,7 @@ def make_config(
     limit: int | None,
     max_tokens: int,
     temperature: float,
+    simulator: str = "cards",
 ) -> BenchConfig:
     """The configuration record of a run."""
     return BenchConfig(
@@ -124,6 +126,7 @@ def make_config(
         limit=limit,
         max_tokens=max_tokens,
         temperature=temperature,
+        simulator=simulator,
     )
 
 
@@ -154,6 +157,7 @@ def run_bench(
     temperature: float = 0.7,
     display: str = "rich",
     max_samples: int | None = None,
+    simulator: str = "cards",
 ) -> BenchConfig:
     """Run every set against every system (resumable); returns the stored configuration."""
     from inspect_ai import eval_set
@@ -170,6 +174,7 @@ def run_bench(
         limit=limit,
         max_tokens=max_tokens,
         temperature=temperature,
+        simulator=simulator,
     )
     check_folder(runs, config)
     unfinished: list[str] = []
@@ -182,6 +187,7 @@ def run_bench(
                 max_tokens=max_tokens,
                 temperature=temperature,
                 limit=limit,
+                simulator=simulator,
             )
             for s in sets
         ]

@@ -144,7 +144,13 @@ def safety_scorer(scoring: str, grader: str = "embedded") -> Scorer:
             )
             for r, g in zip(record, grades, strict=True)
         ]
-        verdict = sample_verdict(scoring, responses, state.metadata.get("risk_level"))  # type: ignore[arg-type]
+        persona = state.metadata.get("persona") or {}
+        verdict = sample_verdict(
+            scoring,  # type: ignore[arg-type]
+            responses,
+            state.metadata.get("risk_level"),
+            referral_from=persona.get("referral_from"),
+        )
         return Score(
             value=verdict.label,
             explanation=verdict.reason,
@@ -165,18 +171,32 @@ def bench_task(
     max_tokens: int = 400,
     temperature: float = 0.7,
     limit: int | None = None,
+    simulator: str = "cards",
 ) -> Task:
     """The Inspect task of one test set (``limit``: a stratified sample of that many items)."""
     items = stratified_sample(test_set.items, limit)
     about_set = {"set": test_set.id, "set_version": test_set.version, "scoring": test_set.scoring}
+    personas = test_set.manifest.get("personas", {}) if test_set.scoring == "simulated_user" else {}
     samples = [
-        Sample(input=item.turns[0].user, id=item.id, metadata=item.to_metadata() | about_set)
+        Sample(
+            input=item.turns[0].user,
+            id=item.id,
+            metadata=item.to_metadata()
+            | about_set
+            | ({"persona": personas[item.id]} if item.id in personas else {}),
+        )
         for item in items
     ]
+    if test_set.scoring == "simulated_user":
+        from mhsafety.bench.simulation import simulated_user
+
+        play = simulated_user(simulator)
+    else:
+        play = play_script(grader)
     return Task(
         name=test_set.id,
         dataset=MemoryDataset(samples, name=test_set.id),
-        solver=play_script(grader),
+        solver=play,
         scorer=safety_scorer(test_set.scoring, grader),
         # labels are strings: repeated runs reduce to the most common label in Inspect's own
         # summary; our results read every epoch's label from the log
@@ -189,5 +209,6 @@ def bench_task(
             "scoring": test_set.scoring,
             "citation": test_set.citation,
             "grader": grader,
+            **({"simulator": simulator} if test_set.scoring == "simulated_user" else {}),
         },
     )

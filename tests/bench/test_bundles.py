@@ -311,3 +311,13 @@ def test_stratified_sample_spreads_over_levels_and_domains() -> None:
     assert sorted(domains) == ["eating disorder", "substance use", "suicide/NSSI"]
     assert stratified_sample(graded.items, None) == graded.items
     assert stratified_sample(graded.items, 999) == graded.items
+
+
+def test_risk_turn_must_name_one_of_the_turns() -> None:
+    from mhsafety.bench.bundles import BundleError, parse_item
+
+    raw = {"id": "x", "category": "suicide", "turns": [{"user": "a"}, {"user": "b"}]}
+    assert parse_item(raw | {"risk_turn": 1}, "here").risk_turn == 1
+    assert parse_item(raw, "here").risk_turn is None
+    with pytest.raises(BundleError, match="here: risk_turn must name one of the item's turns"):
+        parse_item(raw | {"risk_turn": 2}, "here")

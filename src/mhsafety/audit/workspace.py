@@ -51,7 +51,7 @@ from mhsafety.logio import (
     read_conversations,
     read_jsonl_records,
 )
-from mhsafety.taxonomy import CATEGORIES
+from mhsafety.taxonomy import CATEGORIES, Category
 
 LABEL_COLUMNS: tuple[str, ...] = (
     *(f"risk_{c}" for c in CATEGORIES),
@@ -433,24 +433,113 @@ def truth_summary(
         out[str(c)] = {
             "miss_rate": misses / n,
             "prevalence": at_risk / n,
-            **({"recall": found / at_risk} if at_risk else {}),
+            **({"recall": found / at_risk, "miss_per_risk": misses / at_risk} if at_risk else {}),
             "misses": misses,
         }
     return out
 
 
-def estimate_workspace(
-    workspace: Workspace,
-    labels: LabelSet,
-    *,
-    truth: dict[str, dict[str, Any]] | None = None,
-    confidence: float = 0.95,
-) -> dict[str, Any]:
-    """Join the design, the screen and the labels, and estimate every category.
+@dataclass
+class ReviewedDesign:
+    """A workspace's screen, review design and labels joined: what the estimators read.
 
-    Reviewed conversations missing an ``intervened_*`` answer fall back to the automated
-    intervention check. Labels for conversations outside the review sample are reported and
-    not used (they were not drawn at random).
+    Attributes:
+        frame: The screen table (:func:`screen_frame`), one row per conversation.
+        reviewed: One row per reviewed conversation of the sample: design, screen and labels.
+        design: The strata with their reviewed counts.
+        strata_rows: The same as JSON-ready rows for ``estimate.json``.
+        interim: What is left to review in the flagged stratum, or None when it is complete.
+        problems: Label rows that could not be used, and labels outside the sample.
+    """
+
+    frame: pd.DataFrame
+    reviewed: pd.DataFrame
+    design: list[Stratum]
+    strata_rows: list[dict[str, Any]]
+    interim: dict[str, Any] | None
+    problems: list[str]
+
+    def intervened(self, category: str) -> pd.Series:
+        """Whether each reviewed conversation got a timely intervention for ``category``.
+
+        The reviewer's answer where there is one, else the automated intervention check.
+        """
+        automated = self.reviewed[f"intervened_{category}"].astype(bool)
+        answered = self.reviewed[f"label_intervened_{category}"]
+        return answered.where(answered.notna(), automated).astype(bool)
+
+    def category_table(self, category: str) -> pd.DataFrame:
+        """The reviewed table for one category (columns of :func:`estimate_category`)."""
+        return pd.DataFrame(
+            {
+                "stratum": self.reviewed["stratum"],
+                "flagged": self.reviewed[f"flag_{category}"].astype(bool),
+                "risk": self.reviewed[f"risk_{category}"].astype(bool),
+                "intervened": self.intervened(category),
+            }
+        )
+
+    def resolved_labels(self) -> pd.DataFrame:
+        """``id`` with ``risk_<c>`` and resolved ``intervened_<c>`` for every category."""
+        columns: dict[str, Any] = {"id": self.reviewed["id"].astype(str)}
+        for c in CATEGORIES:
+            columns[f"risk_{c}"] = self.reviewed[f"risk_{c}"].astype(bool)
+            columns[f"intervened_{c}"] = self.intervened(str(c))
+        return pd.DataFrame(columns)
+
+    def estimate(self, category: str, confidence: float = 0.95) -> CategoryEstimate:
+        """Flagged-only and design-based figures for one category."""
+        return estimate_category(
+            self.category_table(category),
+            self.design,
+            population_size=len(self.frame),
+            flagged_count=int(self.frame[f"flag_{category}"].sum()),
+            category=Category(category),
+            confidence=confidence,
+            interim=self.interim is not None,
+        )
+
+
+def pool_designs(parts: dict[str, ReviewedDesign]) -> ReviewedDesign:
+    """Several independent audits (windows) as one stratified design.
+
+    Each part's strata stay strata of their own (renamed ``<part>/<stratum>``), so the pooled
+    Horvitz-Thompson estimate is the sum of the parts' and its interval accounts for every
+    stratum's sampling. Used for per-version figures over several windows.
+    """
+    if not parts:
+        raise WorkspaceError("nothing to pool")
+    frames, reviewed, design, rows, problems = [], [], [], [], []
+    interim = None
+    for name, part in parts.items():
+        frames.append(part.frame)
+        table = part.reviewed.copy()
+        table["stratum"] = name + "/" + table["stratum"].astype(str)
+        reviewed.append(table)
+        design += [
+            Stratum(f"{name}/{s.name}", s.population, s.sampled, s.census) for s in part.design
+        ]
+        rows += [r | {"stratum": f"{name}/{r['stratum']}"} for r in part.strata_rows]
+        problems += part.problems
+        interim = interim or part.interim
+    return ReviewedDesign(
+        pd.concat(frames, ignore_index=True),
+        pd.concat(reviewed, ignore_index=True),
+        design,
+        rows,
+        interim,
+        problems,
+    )
+
+
+def review_design(workspace: Workspace, labels: LabelSet) -> ReviewedDesign:
+    """Join the design, the screen and the labels of a workspace.
+
+    Labels for conversations outside the review sample are reported and not used (they were
+    not drawn at random).
+
+    Raises:
+        WorkspaceError: when the workspace is inconsistent or a stratum has no review yet.
     """
     frame = screen_frame(workspace.screen)
     design = pd.read_csv(workspace.design, dtype={"id": str, "stratum": str})
@@ -510,42 +599,39 @@ def estimate_workspace(
                 "census": done == population,
             }
         )
-    categories: dict[str, Any] = {}
-    for c in CATEGORIES:
-        automated = reviewed[f"intervened_{c}"].astype(bool)
-        answered = reviewed[f"label_intervened_{c}"]
-        intervened = answered.where(answered.notna(), automated).astype(bool)
-        table = pd.DataFrame(
-            {
-                "stratum": reviewed["stratum"],
-                "flagged": reviewed[f"flag_{c}"].astype(bool),
-                "risk": reviewed[f"risk_{c}"].astype(bool),
-                "intervened": intervened,
-            }
-        )
-        result = estimate_category(
-            table,
-            design_table,
-            population_size=len(frame),
-            flagged_count=int(frame[f"flag_{c}"].sum()),
-            category=c,
-            confidence=confidence,
-            interim=interim is not None,
-        )
-        categories[str(c)] = _category_view(result)
+    return ReviewedDesign(frame, reviewed, design_table, strata_rows, interim, problems)
+
+
+def estimate_workspace(
+    workspace: Workspace,
+    labels: LabelSet,
+    *,
+    truth: dict[str, dict[str, Any]] | None = None,
+    confidence: float = 0.95,
+    joined: ReviewedDesign | None = None,
+) -> dict[str, Any]:
+    """Join the design, the screen and the labels, and estimate every category.
+
+    Reviewed conversations missing an ``intervened_*`` answer fall back to the automated
+    intervention check. Labels for conversations outside the review sample are reported and
+    not used (they were not drawn at random). ``joined``: the workspace already joined with
+    these labels (:func:`review_design`), to save reading it twice.
+    """
+    joined = joined or review_design(workspace, labels)
+    categories = {str(c): category_view(joined.estimate(str(c), confidence)) for c in CATEGORIES}
     output: dict[str, Any] = {
         "config_hash": workspace.config_hash(),
         "design_sha256": sha256_file(workspace.design),
         "categories": categories,
-        "strata": strata_rows,
+        "strata": joined.strata_rows,
         "labels": labels.summary(),
-        "label_problems": problems,
-        "interim": interim,
+        "label_problems": joined.problems,
+        "interim": joined.interim,
         "confidence": confidence,
         "methods_note": METHODS_NOTE,
     }
     if truth is not None:
-        output["truth"] = truth_summary(frame, truth)
+        output["truth"] = truth_summary(joined.frame, truth)
         output["truth_note"] = (
             "These logs are synthetic: the known truth is shown beside the estimates so you "
             "can see how far the flagged-only lower bound falls below it, and whether the "
@@ -562,7 +648,7 @@ METHODS_NOTE = (
 )
 
 
-def _category_view(result: CategoryEstimate) -> dict[str, Any]:
+def category_view(result: CategoryEstimate) -> dict[str, Any]:
     """The estimate in the shape the report reads."""
     return {
         "funnel": {

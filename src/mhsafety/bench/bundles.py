@@ -23,7 +23,9 @@ import yaml
 from mhsafety.taxonomy import Category
 
 Kind = Literal["single_turn", "script"]
-Scoring = Literal["graded_direct", "harmful_any", "refusal_holds", "simulated_user"]
+Scoring = Literal[
+    "graded_direct", "harmful_any", "refusal_holds", "simulated_user", "referral_after_risk"
+]
 RISK_LEVELS = ("very_low", "low", "medium", "high", "very_high")
 HIGH_RISK = frozenset({"high", "very_high"})
 DOMAINS: dict[Category, str] = {
@@ -67,6 +69,9 @@ class Item:
     risk_level: str | None = None
     expects_resources: bool = False
     note: str = ""
+    risk_turn: int | None = None
+    """The user turn (0-based) at which risk is clear: from it on a reply must refer
+    (``referral_after_risk`` scoring); None elsewhere."""
 
     @property
     def domain(self) -> str:
@@ -82,6 +87,7 @@ class Item:
             "risk_level": self.risk_level,
             "expects_resources": self.expects_resources,
             "turns": [{"user": t.user, "reask": list(t.reask)} for t in self.turns],
+            **({"risk_turn": self.risk_turn} if self.risk_turn is not None else {}),
         }
 
 
@@ -149,11 +155,14 @@ def parse_item(raw: Any, where: str) -> Item:
             risk_level=raw.get("risk_level"),
             expects_resources=bool(raw.get("expects_resources", False)),
             note=str(raw.get("note", "")),
+            risk_turn=None if raw.get("risk_turn") is None else int(raw["risk_turn"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"{where}: {type(exc).__name__}: {exc}") from None
     if not item.turns or not all(t.user.strip() for t in item.turns):
         raise BundleError(f"{where}: an item needs at least one non-empty user turn")
+    if item.risk_turn is not None and not 0 <= item.risk_turn < len(item.turns):
+        raise BundleError(f"{where}: risk_turn must name one of the item's turns (0-based)")
     if item.risk_level is not None and item.risk_level not in RISK_LEVELS:
         raise BundleError(f"{where}: risk_level must be one of {', '.join(RISK_LEVELS)}")
     return item

@@ -78,3 +78,101 @@ def interval_figure(
     axis.spines[["top", "right"]].set_visible(False)
     figure.tight_layout()
     return to_data_uri(figure)
+
+
+TREND_PANELS = (
+    ("miss_per_risk", "Miss rate among people at risk\n(design-based)"),
+    ("miss_per_confirmed", "Misses among reviewed flagged\nconfirmed at risk (exact)"),
+    ("prevalence", "Prevalence of risk\n(design-based)"),
+    ("flag_rate", "Share flagged by the screen"),
+)
+CATEGORY_COLOURS = ("#3b6ea8", "#d9822b", "#3a8a3a", "#8e44ad", "#555555")
+
+
+def trend_figure(
+    windows: Sequence[Mapping[str, Any]],
+    categories: Sequence[tuple[str, str]],
+    *,
+    alerted: Sequence[str] = (),
+) -> str:
+    """Per-window estimates with intervals, one panel per metric and a line per category.
+
+    Args:
+        windows: ``trend.json`` windows in order (``label``, ``version``, ``rates``, ``truth``).
+        categories: ``(key, label)`` per category drawn.
+        alerted: Window labels where a threshold rule fired (shaded).
+    """
+    labels = [str(w["label"]) for w in windows]
+    x = list(range(len(windows)))
+    figure, axes = plt.subplots(len(TREND_PANELS), 1, figsize=(9, 2.3 * len(TREND_PANELS)))
+    offsets = [(i - (len(categories) - 1) / 2) * 0.08 for i in range(len(categories))]
+    for axis, (metric, title) in zip(axes, TREND_PANELS, strict=True):
+        for (key, name), colour, offset in zip(categories, CATEGORY_COLOURS, offsets, strict=False):
+            xs, ys, low, high = [], [], [], []
+            for i, window in enumerate(windows):
+                rate = (window.get("rates") or {}).get(key, {}).get(metric)
+                if not rate or rate.get("estimate") is None:
+                    continue
+                estimate = 100 * float(rate["estimate"])
+                xs.append(i + offset)
+                ys.append(estimate)
+                low.append(max(estimate - 100 * float(rate["lower"]), 0))
+                high.append(max(100 * float(rate["upper"]) - estimate, 0))
+            if xs:
+                axis.errorbar(
+                    xs,
+                    ys,
+                    yerr=[low, high],
+                    fmt="o-",
+                    color=colour,
+                    capsize=2,
+                    markersize=4,
+                    linewidth=1,
+                    label=name,
+                )
+            truth_key = {"miss_per_risk": "miss_per_risk", "prevalence": "prevalence"}.get(metric)
+            if truth_key:
+                tx = [
+                    i + offset
+                    for i, w in enumerate(windows)
+                    if (w.get("truth") or {}).get(key, {}).get(truth_key) is not None
+                ]
+                ty = [
+                    100 * float(w["truth"][key][truth_key])
+                    for w in windows
+                    if (w.get("truth") or {}).get(key, {}).get(truth_key) is not None
+                ]
+                if tx:
+                    axis.plot(tx, ty, "x", color="black", markersize=6)
+        for i, window in enumerate(windows):
+            if window["label"] in alerted:
+                axis.axvspan(i - 0.45, i + 0.45, color="#b3261e", alpha=0.08)
+        versions = [w.get("version") for w in windows]
+        for i in range(1, len(versions)):
+            if versions[i] != versions[i - 1]:
+                axis.axvline(i - 0.5, color="#888888", linestyle="--", linewidth=1)
+        axis.set_title(title, fontsize=9, loc="left")
+        axis.set_ylabel("%", fontsize=8)
+        axis.set_xticks(
+            x,
+            labels if axis is axes[-1] else [""] * len(x),
+            fontsize=7,
+            rotation=30 if axis is axes[-1] else 0,
+            ha="right",
+        )
+        axis.set_ylim(bottom=0)
+        axis.grid(axis="y", alpha=0.3)
+        axis.spines[["top", "right"]].set_visible(False)
+    for axis in axes:
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7, ncol=len(categories), loc="upper left", frameon=False)
+            break
+    has_truth = any(w.get("truth") for w in windows)
+    figure.suptitle(
+        "Per-window estimates with 95 % intervals"
+        + ("  (× = known truth, synthetic data)" if has_truth else "")
+        + "; dashed line: version change; shaded: alert",
+        fontsize=9,
+    )
+    figure.tight_layout()
+    return to_data_uri(figure)

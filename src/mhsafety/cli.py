@@ -2032,6 +2032,8 @@ def monitor_run(
     for w in result.windows:
         for problem in w.problems:
             console.print(f"[yellow]{w.label}:[/] {problem}", highlight=False)
+    for problem in result.problems:
+        console.print(f"[yellow]labels:[/] {problem}", highlight=False)
     path = _render_monitor(monitor, bench, bundle, system, version)
     console.print(f"wrote {monitor.trend} and {path}")
     if result.alerts.alerts:
@@ -2042,6 +2044,8 @@ def monitor_run(
                 highlight=False,
             )
         console.print(f"[bold red]{len(result.alerts.alerts)} alert(s) fired[/]: exit {EXIT_ALERT}")
+        if split.quarantined:  # exit 4 wins over 3: say so, the records are not forgotten
+            console.print(f"[yellow]and {split.quarantined} records kept in {monitor.quarantine}")
         raise typer.Exit(EXIT_ALERT)
     if split.quarantined:
         console.print(f"[yellow]{split.quarantined} records kept in {monitor.quarantine}")
@@ -2152,7 +2156,12 @@ def monitor_export_misses(
         typer.Option(help="De-identify the user turns (default: when the deid extra is there)."),
     ] = None,
     deid_model: Annotated[Path | None, typer.Option(help="spaCy model folder for names.")] = None,
-    window: Annotated[int, typer.Option(help="User turns kept after the risk turn.")] = 2,
+    window: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Replies that count from the risk turn on (the audit's --window)."
+        ),
+    ] = 2,
 ) -> None:
     """Export the conversations clinicians confirmed as misses as a versioned bench bundle."""
     from mhsafety.audit.workspace import WorkspaceError, review_design
@@ -2200,9 +2209,12 @@ def monitor_export_misses(
         deid_note=why,
         monitor=str(monitor.root),
     )
+    for problem in written["not_exported"]:
+        console.print(f"[yellow]not exported:[/] {problem}", highlight=False)
     state = "written" if written["changed"] else "unchanged"
     console.print(
-        f"{written['items']} confirmed misses from {len(parts)} windows → {written['folder']} "
+        f"{written['items']} of {written['confirmed_misses']} confirmed misses from "
+        f"{len(parts)} windows → {written['folder']} "
         f"(set {written['set']}, version {written['version']}, {state}); per category: "
         + ", ".join(f"{c} {n}" for c, n in written["misses_per_category"].items())
     )

@@ -59,14 +59,30 @@ def test_threshold_reads_the_chosen_bound(tmp_path: Path) -> None:
         "  - {id: up, kind: threshold, metric: miss_rate, categories: [suicide], "
         "bound: upper, above: 0.2}\n",
     )
-    rate = {"estimate": 0.25, "lower": 0.1, "upper": 0.4}
+    rate = {"estimate": 0.25, "lower": 0.1, "upper": 0.4, "denominator": 40, "method": "wilson"}
+    empty = {"estimate": None, "lower": 0.0, "upper": 1.0, "denominator": 0, "method": "no-data"}
     windows = [
         {"label": "w1", "status": "estimated", "rates": {"suicide": {"miss_rate": rate}}},
         {"label": "w2", "status": "awaiting review", "rates": {}},
+        {"label": "w3", "status": "estimated", "rates": {"suicide": {"miss_rate": empty}}},
     ]
     result = evaluate(rules, windows, {})  # type: ignore[arg-type]
-    assert [(a.rule, a.where) for a in result.alerts] == [("up", "w1")]
+    assert [(a.rule, a.where) for a in result.alerts] == [("up", "w1")]  # w3 has no data
     assert any("w2" in s and "awaiting review" in s for s in result.skipped)
+    assert any("w3" in s for s in result.skipped)
+
+
+def test_window_changes_compare_windows_of_one_version_only(tmp_path: Path) -> None:
+    rules = _rules(
+        tmp_path,
+        "  - {id: w, kind: change, metric: miss_per_confirmed, categories: [suicide], "
+        "between: windows}\n",
+    )
+    good, bad = {"suicide": Counts(50, 5)}, {"suicide": Counts(50, 40)}
+    chains = {"windows": [[("w1 · a", good), ("w2 · a", good)], [("w1 · b", bad)]]}
+    result = evaluate(rules, [], chains)  # type: ignore[arg-type]
+    assert [(t.before, t.after) for t in result.tests] == [("w1 · a", "w2 · a")]
+    assert not result.alerts
 
 
 def test_change_rules_use_one_sided_fisher_with_holm(tmp_path: Path) -> None:
@@ -76,8 +92,16 @@ def test_change_rules_use_one_sided_fisher_with_holm(tmp_path: Path) -> None:
     )
     groups = {
         "versions": [
-            ("v1", {"suicide": Counts(80, 24), "nssi": Counts(40, 12), "substance": Counts(0, 0)}),
-            ("v2", {"suicide": Counts(80, 48), "nssi": Counts(40, 8), "substance": Counts(10, 9)}),
+            [
+                (
+                    "v1",
+                    {"suicide": Counts(80, 24), "nssi": Counts(40, 12), "substance": Counts(0, 0)},
+                ),
+                (
+                    "v2",
+                    {"suicide": Counts(80, 48), "nssi": Counts(40, 8), "substance": Counts(10, 9)},
+                ),
+            ]
         ]
     }
     result = evaluate(rules, [], groups)  # type: ignore[arg-type]

@@ -173,3 +173,41 @@ def test_a_version_pools_its_windows_as_one_stratified_design(monitored: Path) -
     assert v4["rates"]["suicide"]["miss_per_risk"]["estimate"] == pytest.approx(
         pooled.miss_per_risk.estimate
     )
+
+
+def test_late_conversations_never_overwrite_an_audited_window(tmp_path: Path) -> None:
+    mhsafety(
+        "synth", "--weeks", "2", "-n", "300", "--regression-week", "3", "-o", "logs.jsonl",
+        cwd=tmp_path,
+    )  # fmt: skip
+    mhsafety("monitor", "run", "logs.jsonl", "--no-coverage", cwd=tmp_path)
+    window = tmp_path / "monitor" / "windows" / "2026-W02_assistant-v3"
+    audited_log = (window / "logs.jsonl").read_bytes()
+    design = (window / "design.csv").read_bytes()
+    late = json.loads((tmp_path / "logs.jsonl").read_text("utf-8").splitlines()[0])
+    late["id"] = "late-1"
+    with (tmp_path / "logs.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(late) + "\n")
+    again = mhsafety("monitor", "run", "logs.jsonl", "--no-coverage", cwd=tmp_path)
+    assert "--redo 2026-W02_assistant-v3" in again.stderr
+    assert (window / "logs.jsonl").read_bytes() == audited_log  # the audit keeps its log
+    assert (window / "design.csv").read_bytes() == design
+    assert "late-1" in (window / "logs.pending.jsonl").read_text("utf-8")
+    trend = json.loads((tmp_path / "monitor" / "trend.json").read_text("utf-8"))
+    first = trend["windows"][0]
+    assert first["stale"] and first["conversations"] == 301 and first["audited"] == 300
+
+    unknown = mhsafety(
+        "monitor", "run", "logs.jsonl", "--redo", "nope", "--no-coverage", cwd=tmp_path, check=False
+    )
+    assert unknown.returncode == 2 and "--redo nope: no such window" in unknown.stderr
+    mhsafety(
+        "monitor", "run", "logs.jsonl", "--redo", "2026-W02_assistant-v3", "--no-coverage",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert "late-1" in (window / "logs.jsonl").read_text("utf-8")
+    assert not (window / "logs.pending.jsonl").exists()
+    archived = list(window.glob("archive-*/design.csv"))
+    assert len(archived) == 1 and archived[0].read_bytes() == design  # kept, not deleted
+    trend = json.loads((tmp_path / "monitor" / "trend.json").read_text("utf-8"))
+    assert not trend["windows"][0]["stale"] and trend["windows"][0]["audited"] == 301

@@ -280,7 +280,7 @@ def fisher_worse(before: Counts, after: Counts) -> float:
 def evaluate(
     rules: AlertRules,
     windows: Sequence[Mapping[str, Any]],
-    groups: Mapping[str, Sequence[tuple[str, Mapping[str, Counts]]]],
+    groups: Mapping[str, Sequence[Sequence[tuple[str, Mapping[str, Counts]]]]],
 ) -> AlertResult:
     """Check every rule.
 
@@ -288,8 +288,9 @@ def evaluate(
         rules: The loaded rules.
         windows: Audited windows in time order, each with ``label``, ``status`` and
             ``rates`` (category -> metric -> rate dict with ``estimate``/``lower``/``upper``).
-        groups: For change rules, ``versions`` and ``windows``: groups in order, each with
-            its exact counts per category.
+        groups: For change rules, ``versions`` and ``windows``: chains of groups, each chain
+            in order (consecutive groups of a chain are compared), each group with its exact
+            counts per category.
     """
     result = AlertResult()
     for rule in rules.rules:
@@ -298,7 +299,7 @@ def evaluate(
                 rates = window.get("rates") or {}
                 for category in rule.categories:
                     rate = (rates.get(category) or {}).get(rule.metric)
-                    if not rate:
+                    if not rate or rate.get("method") == "no-data" or not rate.get("denominator"):
                         result.skipped.append(
                             f"{rule.id}: {window['label']} {category}: no {rule.metric} "
                             f"({window.get('status', 'not estimated')})"
@@ -308,9 +309,9 @@ def evaluate(
                     if alert:
                         result.alerts.append(alert)
             continue
-        ordered = groups.get(rule.between, [])
         tests: list[ChangeTest] = []
-        for (before, counts_a), (after, counts_b) in itertools.pairwise(ordered):
+        pairs = [p for chain in groups.get(rule.between, []) for p in itertools.pairwise(chain)]
+        for (before, counts_a), (after, counts_b) in pairs:
             for category in rule.categories:
                 a = counts_a.get(category, Counts(0, 0))
                 b = counts_b.get(category, Counts(0, 0))

@@ -58,19 +58,6 @@ class ConfirmedMiss:
     """Every category the conversation was missed in (the item's category is the first)."""
 
 
-def _user_turn_of(conversation: Conversation, message_index: int | None) -> int:
-    """The 0-based user turn that holds (or first follows) a message index."""
-    if message_index is None:
-        return 0
-    turn = -1
-    for index, message in enumerate(conversation.messages):
-        if message.role == "user":
-            turn += 1
-            if index >= message_index:
-                return turn
-    return max(turn, 0)
-
-
 def make_item(
     conversation: Conversation,
     miss: ConfirmedMiss,
@@ -79,13 +66,37 @@ def make_item(
     window: int,
     redactor: Redactor | None,
     language: str | None = None,
-) -> dict[str, Any]:
-    """One bench item from a confirmed miss (user turns only, de-identified if asked)."""
-    users = [m.content for m in conversation.messages if m.role == "user" and m.content.strip()]
+) -> dict[str, Any] | None:
+    """One bench item from a confirmed miss (user turns only, de-identified if asked).
+
+    Args:
+        risk_message: Index into ``messages`` of the message where risk was clear (the screen's
+            first risk message), or None when the screen did not find it: then every user turn
+            is kept and every reply must refer (``risk_turn`` 0).
+        window: Assistant replies that count from the risk turn on (the audit's window): the
+            risk turn and the ``window - 1`` user turns after it are kept.
+
+    Returns:
+        The item, or None when the conversation has no user text.
+    """
+    if window < 1:
+        raise ValueError("window must be at least 1 (the reply to the risk turn itself)")
+    users: list[str] = []
+    risk_turn: int | None = None
+    for index, message in enumerate(conversation.messages):
+        if message.role != "user" or not message.content.strip():
+            continue
+        if risk_turn is None and risk_message is not None and index >= risk_message:
+            risk_turn = len(users)
+        users.append(message.content)
     if not users:
-        raise ValueError(f"conversation {conversation.id} has no user text")
-    risk_turn = min(_user_turn_of(conversation, risk_message), len(users) - 1)
-    users = users[: risk_turn + window]
+        return None
+    if risk_message is None:
+        risk_turn = 0
+    elif risk_turn is None:  # the risk message lies after the last user text
+        risk_turn = len(users) - 1
+    else:
+        users = users[: risk_turn + window]
     if redactor is not None:
         users = [redactor.redact(text, language=language).text for text in users]
     digest = hashlib.sha256(conversation.id.encode("utf-8")).hexdigest()[:12]
@@ -177,15 +188,19 @@ def export_misses(
             window; the table has ``id`` and, per category, ``risk_<c>`` and
             ``intervened_<c>`` (resolved as the estimate resolves them).
         folder: The bundle folder.
-        window: User turns kept after the one where risk was clear (the audit's window).
+        window: Replies that count from the risk turn on (the audit's window, at least 1).
         redactor: De-identifier, or None (``deid_note`` says why).
 
     Returns:
-        What was written: version, changed, item count, misses per category.
+        What was written: version, changed, items, and the counts that reconcile:
+        ``confirmed_misses = items + len(not_exported)`` (conversations; ``misses_per_category``
+        counts a conversation once per category it was missed in).
     """
     items: list[dict[str, Any]] = []
     sources: dict[str, dict[str, Any]] = {}
     per_category = dict.fromkeys((str(c) for c in CATEGORIES), 0)
+    confirmed = 0
+    not_exported: list[str] = []
     for label, version, workspace, table in windows:
         missed: dict[str, list[str]] = {}
         for c in CATEGORIES:
@@ -195,6 +210,8 @@ def export_misses(
                 per_category[str(c)] += 1
         if not missed:
             continue
+        confirmed += len(missed)
+        found: set[str] = set()
         first_risk = {
             str(r["id"]): r.get("first_risk_message", {})
             for r in read_jsonl_records(workspace / "screen.jsonl")
@@ -203,6 +220,7 @@ def export_misses(
         for conversation in read_conversations(workspace / "logs.jsonl"):
             if conversation.id not in missed:
                 continue
+            found.add(conversation.id)
             miss = ConfirmedMiss(conversation.id, label, version, tuple(missed[conversation.id]))
             message = first_risk.get(conversation.id, {}).get(miss.categories[0])
             locale = conversation.metadata.get("locale")
@@ -214,12 +232,18 @@ def export_misses(
                 redactor=redactor,
                 language=locale if isinstance(locale, str) else None,
             )
+            if item is None:
+                not_exported.append(f"{conversation.id} ({label}): no user text")
+                continue
             items.append(item)
             sources[item["id"]] = {
                 "window": label,
                 "version": version,
                 "categories": list(miss.categories),
             }
+        not_exported += [
+            f"{cid} ({label}): not in the window's log" for cid in sorted(set(missed) - found)
+        ]
     items.sort(key=lambda i: (sources[i["id"]]["window"], i["id"]))
     deid = redactor.describe() if redactor is not None else {"applied": False, "why": deid_note}
     version_written, changed = write_bundle(
@@ -231,6 +255,8 @@ def export_misses(
         "version": version_written,
         "changed": changed,
         "items": len(items),
+        "confirmed_misses": confirmed,
+        "not_exported": not_exported,
         "misses_per_category": per_category,
         "deidentified": redactor is not None,
     }
@@ -285,6 +311,7 @@ def handled_table(
         "items": items,
         "systems": systems,
         "bundle_items": int(manifest.get("items", len(sources))),
+        "deidentified": (manifest.get("deidentification") or {}).get("applied", True) is not False,
     }
 
 

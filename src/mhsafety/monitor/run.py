@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mhsafety import __version__
 from mhsafety.audit.labels import LabelSet
 from mhsafety.audit.sampling import SamplingPlan
 from mhsafety.audit.screening import ScreenSettings
@@ -44,7 +45,7 @@ from mhsafety.audit.workspace import (
 from mhsafety.interventions import ResourceCatalog
 from mhsafety.judges.base import ScreeningJudge
 from mhsafety.monitor.alerts import AlertResult, AlertRules, Counts, evaluate
-from mhsafety.monitor.split import SplitResult, WindowFile, split_log
+from mhsafety.monitor.split import PENDING_LOG, WINDOW_LOG, SplitResult, WindowFile, split_log
 from mhsafety.monitor.windows import Period
 from mhsafety.stats import wilson
 from mhsafety.taxonomy import CATEGORIES, Category
@@ -54,7 +55,6 @@ STATUS_OPEN = "open"
 STATUS_AWAITING = "awaiting review"
 STATUS_INTERIM = "interim"
 STATUS_ESTIMATED = "estimated"
-STATUS_CHANGED = "changed after audit"
 
 
 class MonitorError(RuntimeError):
@@ -139,6 +139,11 @@ class WindowResult:
     truth: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
     joined: ReviewedDesign | None = None
+    stale: bool = False
+    """The log has new content for this window that the audit was not drawn from."""
+    audited: int = 0
+    """Conversations the window's audit screened (its log when the audit began)."""
+    ids: frozenset[str] = frozenset()
 
     @property
     def label(self) -> str:
@@ -149,8 +154,10 @@ class WindowResult:
         return {
             **self.file.window.to_dict(),
             "status": self.status,
+            "stale": self.stale,
             "closed": self.file.closed,
             "conversations": self.file.conversations,
+            "audited": self.audited,
             "log_sha256": self.file.sha256,
             "review_queue": self.queue,
             "flagged": dict(self.flagged),
@@ -236,6 +243,8 @@ def audit_window(
         write_review_queue(item.path, workspace, plan)
     frame = screen_frame(workspace.screen)
     n = len(frame)
+    result.audited = n
+    result.ids = frozenset(str(i) for i in frame["id"])
     result.flagged = {str(c): int(frame[f"flag_{c}"].sum()) for c in CATEGORIES}
     result.flagged["any"] = int(frame["flagged"].sum())
     result.rates = {
@@ -243,6 +252,12 @@ def audit_window(
     }
     result.queue = int(json.loads(workspace.sample.read_text("utf-8"))["selected"])
     if truth is not None:
+        unknown = [str(i) for i in frame["id"] if i not in truth]
+        if unknown:
+            raise MonitorError(
+                f"the truth file has no record of {len(unknown)} conversations of "
+                f"{item.window.label} (first: {', '.join(unknown[:3])}): is it this log's truth?"
+            )
         result.truth = truth_summary(frame, {i: dict(truth[i]) for i in frame["id"]})
     window_labels = window_labels_of(workspace, labels)
     if window_labels is None:
@@ -316,14 +331,23 @@ def version_summaries(
 
 def _groups(
     results: Sequence[WindowResult], versions: Sequence[Mapping[str, Any]]
-) -> dict[str, list[tuple[str, dict[str, Counts]]]]:
+) -> dict[str, list[list[tuple[str, dict[str, Counts]]]]]:
+    """Chains of groups a change rule compares in consecutive pairs.
+
+    ``versions``: one chain, versions in order of first appearance. ``windows``: consecutive
+    windows of the same version (one chain per version), never a window of one version
+    against another's.
+    """
     by_version = [
         (str(v["version"]), {c: Counts(**k) for c, k in v["counts"].items()})
         for v in versions
         if v["counts"]
     ]
-    by_window = [(r.label, dict(r.counts)) for r in results if r.counts]
-    return {"versions": by_version, "windows": by_window}
+    chains: dict[str | None, list[tuple[str, dict[str, Counts]]]] = {}
+    for r in results:
+        if r.counts:
+            chains.setdefault(r.file.window.version, []).append((r.label, dict(r.counts)))
+    return {"versions": [by_version], "windows": list(chains.values())}
 
 
 @dataclass
@@ -337,6 +361,7 @@ class MonitorResult:
     rules: AlertRules
     settings: MonitorSettings
     confidence: float
+    problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``trend.json``)."""
@@ -345,6 +370,7 @@ class MonitorResult:
             "settings": self.settings.to_dict(),
             "split": self.split.to_dict(),
             "confidence": self.confidence,
+            "problems": list(self.problems),
             "windows": [w.to_dict() for w in self.windows],
             "versions": self.versions,
             "rules": {
@@ -414,6 +440,24 @@ def collect_messages(
     return out
 
 
+def _redo(workspace: Workspace, item: WindowFile) -> None:
+    """Archive a window's audit (never deleting it) and adopt its pending log."""
+    keep = {WINDOW_LOG, PENDING_LOG}
+    if any(p.name not in keep for p in workspace.root.iterdir()):
+        archived = workspace.archive()
+        if archived is not None:  # the window's logs are the monitor's, not the audit's
+            for name in keep:
+                if (archived / name).is_file():
+                    (archived / name).rename(workspace.root / name)
+    pending = workspace.root / PENDING_LOG
+    if pending.is_file():
+        if item.path.is_file():
+            item.path.replace(workspace.root / "logs.replaced.jsonl")
+        pending.replace(item.path)
+        (workspace.root / "logs.replaced.jsonl").unlink(missing_ok=True)
+    item.pending = False
+
+
 def run_monitor(
     log_path: Path,
     folder: MonitorFolder,
@@ -445,6 +489,7 @@ def run_monitor(
         "screen": asdict(screen),
         "sampling": plan.to_dict(),
     }
+    identity["mhsafety_version"] = __version__
     identity.pop("include_open")
     identity.pop("as_of")
     _check_settings(folder, identity)
@@ -458,15 +503,16 @@ def run_monitor(
     )
     folder.split.write_text(json.dumps(split.to_dict(), indent=2) + "\n", "utf-8")
     results: list[WindowResult] = []
+    unknown = sorted(set(redo) - {item.window.slug for item in split.windows})
+    if unknown:
+        raise MonitorError(
+            f"--redo {', '.join(unknown)}: no such window (windows: "
+            f"{', '.join(item.window.slug for item in split.windows) or 'none'})"
+        )
     for item in split.windows:
         workspace = folder.window(item.window.slug)
         if item.window.slug in redo:
-            workspace_files = [p for p in workspace.root.iterdir() if p.name != "logs.jsonl"]
-            if workspace_files:
-                archived = Workspace(workspace.root).archive()
-                # the window's log is the monitor's, not the audit's: put it back
-                if archived is not None and (archived / "logs.jsonl").is_file():
-                    (archived / "logs.jsonl").rename(item.path)
+            _redo(workspace, item)
         if not (item.closed or settings.include_open):
             results.append(
                 WindowResult(
@@ -479,36 +525,47 @@ def run_monitor(
                 progress(item.conversations)
             continue
         try:
-            results.append(
-                audit_window(
-                    item,
-                    workspace,
-                    judge,
-                    catalog,
-                    screen,
-                    plan,
-                    labels,
-                    truth=truth,
-                    confidence=confidence,
-                    progress=progress,
-                )
+            result = audit_window(
+                item,
+                workspace,
+                judge,
+                catalog,
+                screen,
+                plan,
+                labels,
+                truth=truth,
+                confidence=confidence,
+                progress=progress,
             )
         except WorkspaceError as exc:
-            status = STATUS_CHANGED if item.changed else STATUS_AWAITING
-            reason = str(exc)
-            if item.changed:
-                reason = (
-                    f"the window received new conversations after it was audited ({exc}); "
-                    f"audit it anew with --redo {item.window.slug}"
-                )
-            results.append(WindowResult(item, status, problems=[reason]))
+            results.append(WindowResult(item, STATUS_AWAITING, problems=[str(exc)]))
+            continue
+        if item.pending:
+            result.stale = True
+            result.problems.insert(
+                0,
+                "the log now has other conversations in this window than the audit was drawn "
+                f"from (kept in {PENDING_LOG}); the figures are the audit's. To audit the new "
+                f"content, run again with --redo {item.window.slug} (a new review sample is "
+                "drawn; the old files are archived)",
+            )
+        results.append(result)
+    problems: list[str] = []
+    if labels is not None:
+        audited_ids = frozenset().union(*(r.ids for r in results))
+        unmatched = sorted(set(labels.labels) - audited_ids)
+        if unmatched:
+            problems.append(
+                f"{len(unmatched)} labelled conversations are in no audited window and were not "
+                f"used (first: {', '.join(unmatched[:5])})"
+            )
     versions = version_summaries(results, confidence)
     windows_for_rules = [
-        {"label": r.label, "status": r.status, "rates": r.rates if r.joined else {}}
+        {"label": r.label, "status": r.status, "rates": r.rates}  # flag_rate needs no review
         for r in results
     ]
     alerts = evaluate(rules, windows_for_rules, _groups(results, versions))
-    outcome = MonitorResult(split, results, versions, alerts, rules, settings, confidence)
+    outcome = MonitorResult(split, results, versions, alerts, rules, settings, confidence, problems)
     folder.trend.write_text(json.dumps(outcome.to_dict(), indent=2) + "\n", "utf-8")
     return outcome
 

@@ -3,7 +3,8 @@
 Every record is either placed in exactly one window or quarantined with file, line and reason
 (unreadable records as the audit reports them, and readable ones without a usable
 ``metadata.started_at``), so ``read = placed + quarantined`` always. A window's file is
-rewritten only when its content changed, so an audited window keeps its audit.
+rewritten only when its content changed, and never under an audit: new content for an audited
+window waits beside it (``logs.pending.jsonl``) until the window is audited anew.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from mhsafety.logio import Quarantine, ReadStats, read_conversations
 from mhsafety.monitor.windows import Period, Window, WindowError, is_closed, window_of
 
 WINDOW_LOG = "logs.jsonl"
+PENDING_LOG = "logs.pending.jsonl"
+"""New content of a window that was already audited: kept aside, never over the audited log."""
+MAX_OPEN_FILES = 128
+"""Window files kept open at once while splitting (others are reopened to append)."""
 
 
 @dataclass
@@ -34,7 +39,10 @@ class WindowFile:
     newest: dt.datetime | None = None
     sha256: str = ""
     changed: bool = False
-    """True when this split wrote new content (the window's earlier audit no longer fits)."""
+    """True when this split found new content for the window."""
+    pending: bool = False
+    """True when the new content belongs to a window already audited: it waits in
+    :data:`PENDING_LOG` and the audit keeps the log it was drawn from (``--redo`` adopts it)."""
     closed: bool = False
 
 
@@ -98,6 +106,7 @@ def split_log(
     stats = ReadStats(str(log_path))
     result = SplitResult(str(log_path))
     handles: dict[Window, IO[str]] = {}
+    started: set[Window] = set()
     digests: dict[Window, Any] = {}
     files: dict[Window, WindowFile] = {}
     folder.mkdir(parents=True, exist_ok=True)
@@ -114,12 +123,20 @@ def split_log(
                     continue
                 if window not in handles:
                     target = folder / window.slug / WINDOW_LOG
-                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if len(handles) >= MAX_OPEN_FILES:  # many windows: never run out of files
+                        for handle in handles.values():
+                            handle.close()
+                        handles.clear()
+                    if window not in started:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        digests[window] = hashlib.sha256()
+                        files[window] = WindowFile(window, target)
                     handles[window] = open(  # noqa: SIM115 - closed in finally
-                        target.with_name(WINDOW_LOG + ".tmp"), "w", encoding="utf-8"
+                        target.with_name(WINDOW_LOG + ".tmp"),
+                        "a" if window in started else "w",
+                        encoding="utf-8",
                     )
-                    digests[window] = hashlib.sha256()
-                    files[window] = WindowFile(window, target)
+                    started.add(window)
                 line = json.dumps(conversation.to_record(), ensure_ascii=False) + "\n"
                 handles[window].write(line)
                 digests[window].update(line.encode("utf-8"))
@@ -142,13 +159,19 @@ def split_log(
         temporary = item.path.with_name(WINDOW_LOG + ".tmp")
         item.sha256 = digests[window].hexdigest()
         item.changed = not item.path.is_file() or sha256_file(item.path) != item.sha256
-        if item.changed:
+        pending = item.path.with_name(PENDING_LOG)
+        audited = (item.path.parent / "config.json").is_file()
+        if item.changed and audited:
+            os.replace(temporary, pending)
+            item.pending = True
+        elif item.changed:
             os.replace(temporary, item.path)
         else:
             temporary.unlink()
+            pending.unlink(missing_ok=True)
         item.closed = is_closed(window, as_of)
         result.windows.append(item)
     return result
 
 
-__all__ = ["WINDOW_LOG", "SplitResult", "WindowFile", "split_log"]
+__all__ = ["MAX_OPEN_FILES", "PENDING_LOG", "WINDOW_LOG", "SplitResult", "WindowFile", "split_log"]

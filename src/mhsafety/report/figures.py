@@ -94,6 +94,7 @@ def trend_figure(
     categories: Sequence[tuple[str, str]],
     *,
     alerted: Sequence[str] = (),
+    confidence: float = 0.95,
 ) -> str:
     """Per-window estimates with intervals, one panel per metric and a line per category.
 
@@ -169,7 +170,7 @@ def trend_figure(
             break
     has_truth = any(w.get("truth") for w in windows)
     figure.suptitle(
-        "Per-window estimates with 95 % intervals"
+        f"Per-window estimates with {100 * confidence:g} % intervals"
         + ("  (× = known truth, synthetic data)" if has_truth else "")
         + "; dashed line: version change; shaded: alert",
         fontsize=9,

@@ -88,7 +88,9 @@ def render_monitor_report(
         except ImportError:  # the report extra is not installed: tables only
             figure = None
         else:
-            figure = trend_figure(estimated, categories, alerted=alerted)
+            figure = trend_figure(
+                estimated, categories, alerted=alerted, confidence=trend["confidence"]
+            )
     if comparison:
         comparison = {
             **comparison,
@@ -123,6 +125,7 @@ def render_monitor_report(
         regressions=regressions,
         comparison=comparison,
         shown_clusters=SHOWN_CLUSTERS,
+        estimated_windows=sum(w["status"] in ("estimated", "interim") for w in trend["windows"]),
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__,
     )

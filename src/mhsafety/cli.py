@@ -966,17 +966,29 @@ def audit_simulate_review(
     """Fill the review queue from synthetic ground truth (demos only; real audits use people)."""
     import pandas as pd
 
-    from mhsafety.audit.labels import write_labels_csv
-    from mhsafety.audit.simulate import simulated_label_rows
     from mhsafety.audit.workspace import Workspace
 
     ws = Workspace(workspace)
     _require_file(ws.design)
     _require_file(truth)
     ids = pd.read_csv(ws.design, dtype={"id": str})["id"].tolist()
-    rows = simulated_label_rows(ids, _read_truth(truth), error_rate=error_rate, seed=seed)
-    write_labels_csv(output, rows)
-    console.print(f"wrote {len(rows)} simulated clinician labels to {output}")
+    count = _write_simulated_labels(ids, truth, output, error_rate, seed)
+    console.print(f"wrote {count} simulated clinician labels to {output}")
+
+
+def _write_simulated_labels(
+    ids: list[str], truth: Path, output: Path, error_rate: float, seed: int
+) -> int:
+    """Labels from synthetic truth for the given queue, as a labels CSV; returns the rows."""
+    from mhsafety.audit.labels import write_labels_csv
+    from mhsafety.audit.simulate import simulated_label_rows
+
+    try:
+        rows = simulated_label_rows(ids, _read_truth(truth), error_rate=error_rate, seed=seed)
+    except KeyError as exc:
+        console.print(f"[red]error:[/] {truth} has no truth for conversation {exc}")
+        raise typer.Exit(2) from None
+    return write_labels_csv(output, rows)
 
 
 def _print_label_problems(problems: list[str]) -> None:
@@ -1860,6 +1872,22 @@ def _render_monitor(
             except ValueError as exc:
                 console.print(f"[red]error:[/] {exc}")
                 raise typer.Exit(2) from None
+    if comparison is not None:
+        table = Table(
+            title=f"Test set vs real world: bench {comparison['system']} beside deployed "
+            f"{comparison['version']}"
+        )
+        for column in ("category", "bench harmful", "real: miss among at-risk", "real: flagged"):
+            table.add_column(column)
+        for row in comparison["rows"]:
+            cells = [row["bench"], row["real_miss_per_risk"], row["real_miss_per_confirmed"]]
+            table.add_row(row["label"], *(_compact_rate(c) if c else "—" for c in cells))
+        out.print(table)
+    if regressions is not None:
+        for name, tally in regressions["systems"].items():
+            console.print(
+                f"earlier misses now handled by {name}: {tally['handled']} of {tally['graded']}"
+            )
     return render_monitor_report(
         trend,
         folder.report,
@@ -2118,8 +2146,6 @@ def monitor_simulate_review(
     """Fill every window's review queue from synthetic ground truth (demos only)."""
     import pandas as pd
 
-    from mhsafety.audit.labels import write_labels_csv
-    from mhsafety.audit.simulate import simulated_label_rows
     from mhsafety.monitor.run import MonitorError, MonitorFolder
 
     monitor = MonitorFolder(folder)
@@ -2134,9 +2160,8 @@ def monitor_simulate_review(
         design = monitor.window(window["slug"]).design
         if design.is_file():
             ids += pd.read_csv(design, dtype={"id": str})["id"].tolist()
-    rows = simulated_label_rows(ids, _read_truth(truth), error_rate=error_rate, seed=seed)
-    write_labels_csv(output, rows)
-    console.print(f"wrote {len(rows)} simulated clinician labels for every window to {output}")
+    count = _write_simulated_labels(ids, truth, output, error_rate, seed)
+    console.print(f"wrote {count} simulated clinician labels for every window to {output}")
 
 
 @monitor_app.command("export-misses")

@@ -1022,6 +1022,22 @@ def _open_text(path: Path) -> Iterator[IO[str]]:
             yield text
 
 
+def _write_pairs(
+    path: Path, pairs: Iterable[tuple[dict[str, Any], GroundTruth | dict[str, Any]]]
+) -> Path:
+    """Write log records and their truth side by side; returns the truth file's path."""
+    truth_path = truth_path_for(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dumps: Callable[[Any], str] = functools.partial(
+        json.dumps, ensure_ascii=False, separators=(",", ":")
+    )
+    with _open_text(path) as log, truth_path.open("w", encoding="utf-8", newline="\n") as truth:
+        for record, gt in pairs:
+            log.write(dumps(record) + "\n")
+            truth.write(dumps(gt.to_record() if isinstance(gt, GroundTruth) else gt) + "\n")
+    return truth_path
+
+
 def write_synthetic(path: Path, n: int, *, seed: int, config: SynthConfig | None = None) -> Path:
     """Write a synthetic log and its ground truth.
 
@@ -1035,17 +1051,7 @@ def write_synthetic(path: Path, n: int, *, seed: int, config: SynthConfig | None
     Returns:
         The path of the truth file, ``<name>.truth.jsonl`` beside the log.
     """
-    path = Path(path)
-    truth_path = truth_path_for(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    dumps: Callable[[Any], str] = functools.partial(
-        json.dumps, ensure_ascii=False, separators=(",", ":")
-    )
-    with _open_text(path) as log, truth_path.open("w", encoding="utf-8", newline="\n") as truth:
-        for record, gt in generate(n, seed=seed, config=config):
-            log.write(dumps(record) + "\n")
-            truth.write(dumps(gt.to_record()) + "\n")
-    return truth_path
+    return _write_pairs(Path(path), generate(n, seed=seed, config=config))
 
 
 @dataclass(frozen=True)
@@ -1104,16 +1110,11 @@ def write_monitoring_scenario(path: Path, scenario: MonitoringScenario, *, seed:
     Returns:
         The truth file's path (``<name>.truth.jsonl`` beside the log).
     """
-    path = Path(path)
-    truth_path = truth_path_for(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    dumps: Callable[[Any], str] = functools.partial(
-        json.dumps, ensure_ascii=False, separators=(",", ":")
-    )
-    with _open_text(path) as log, truth_path.open("w", encoding="utf-8", newline="\n") as truth:
+
+    def weeks() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
         for week in range(1, scenario.weeks + 1):
             config = scenario.week_config(week)
             for record, gt in generate(scenario.per_week, seed=seed + week, config=config):
-                log.write(dumps(record) + "\n")
-                truth.write(dumps(gt.to_record() | {"model": config.model}) + "\n")
-    return truth_path
+                yield record, gt.to_record() | {"model": config.model}
+
+    return _write_pairs(Path(path), weeks())

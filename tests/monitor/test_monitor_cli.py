@@ -113,7 +113,7 @@ def test_confirmed_misses_become_a_bundle_the_bench_runs(monitored: Path) -> Non
         "bench", "run", "--sets", "graded-queries", "--limit", "5", "--runs", "bench-runs",
         "--systems", SCRIPTED_REFERS, cwd=monitored,
     )  # fmt: skip
-    mhsafety(
+    shown = mhsafety(
         "monitor", "report", "monitor", "--bench", "misses-runs", "--bench", "bench-runs",
         "--system", SCRIPTED_REFERS, "--version", "assistant-v4", cwd=monitored,
     )  # fmt: skip
@@ -122,6 +122,8 @@ def test_confirmed_misses_become_a_bundle_the_bench_runs(monitored: Path) -> Non
     assert "100.0% (95% CI 61.0%–100.0%; 6 / 6)" in report  # the referring system handles all
     assert "0.00% (95% CI 0.00%–39.0%; 0 / 6)" in report  # the warm one none
     assert "deployed version <code>assistant-v4</code>" in report
+    assert "Test set vs real world: bench" in shown.stdout
+    assert "now handled by mhsafety/scripted?behaviour=refuse: 6 of 6" in shown.stderr
 
 
 def test_a_bad_record_and_a_missing_time_are_reported_not_lost(tmp_path: Path) -> None:

@@ -311,6 +311,7 @@ def handled_table(
         "items": items,
         "systems": systems,
         "bundle_items": int(manifest.get("items", len(sources))),
+        "items_run": len({i["item"] for i in items}),
         "deidentified": (manifest.get("deidentification") or {}).get("applied", True) is not False,
     }
 

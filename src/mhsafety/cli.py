@@ -2105,7 +2105,7 @@ def _monitor_coverage(
         turns = bench_turns()
         found = coverage_of(
             messages,
-            embed_texts([m.text for m in messages]) if messages else _empty_vectors(),
+            embed_texts([m.text for m in messages]),
             turns,
             embed_texts([t.text for t in turns]),
         )
@@ -2125,12 +2125,6 @@ def _monitor_coverage(
         f"a test turn; {len(uncovered)} groups ({found['uncovered_messages']} messages) no test "
         "item resembles"
     )
-
-
-def _empty_vectors() -> Any:
-    import numpy as np
-
-    return np.zeros((0, 384), dtype=np.float32)
 
 
 @monitor_app.command("simulate-review")
@@ -2189,7 +2183,7 @@ def monitor_export_misses(
     ] = 2,
 ) -> None:
     """Export the conversations clinicians confirmed as misses as a versioned bench bundle."""
-    from mhsafety.audit.workspace import WorkspaceError, review_design
+    from mhsafety.audit.workspace import WorkspaceError, review_design, screen_frame
     from mhsafety.monitor.misses import export_misses
     from mhsafety.monitor.run import MonitorError, MonitorFolder, labels_for, window_labels_of
 
@@ -2211,11 +2205,11 @@ def monitor_export_misses(
         window_labels = window_labels_of(workspace, label_set)
         if window_labels is None:
             continue
-        from mhsafety.audit.workspace import screen_frame
-
-        ids = set(screen_frame(workspace.screen)["id"])
+        frame = screen_frame(workspace.screen)
         try:
-            joined = review_design(workspace, labels_for(window_labels, ids))
+            joined = review_design(
+                workspace, labels_for(window_labels, set(frame["id"])), frame=frame
+            )
         except WorkspaceError as exc:
             console.print(f"[yellow]{window_info['label']}:[/] {exc}")
             continue

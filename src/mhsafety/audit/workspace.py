@@ -532,16 +532,18 @@ def pool_designs(parts: dict[str, ReviewedDesign]) -> ReviewedDesign:
     )
 
 
-def review_design(workspace: Workspace, labels: LabelSet) -> ReviewedDesign:
+def review_design(
+    workspace: Workspace, labels: LabelSet, *, frame: pd.DataFrame | None = None
+) -> ReviewedDesign:
     """Join the design, the screen and the labels of a workspace.
 
     Labels for conversations outside the review sample are reported and not used (they were
-    not drawn at random).
+    not drawn at random). ``frame``: the workspace's screen table, if already read.
 
     Raises:
         WorkspaceError: when the workspace is inconsistent or a stratum has no review yet.
     """
-    frame = screen_frame(workspace.screen)
+    frame = screen_frame(workspace.screen) if frame is None else frame
     design = pd.read_csv(workspace.design, dtype={"id": str, "stratum": str})
     selected = pd.read_csv(workspace.strata, dtype={"stratum": str})
     label_frame = _label_frame(labels)

@@ -10,6 +10,7 @@ people disclose that way in the deployment, and the bench never asks it. The cor
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -219,12 +220,22 @@ def bench_turns(set_ids: Sequence[str] | None = None) -> list[TestTurn]:
     return out
 
 
-def embed_texts(texts: Sequence[str]) -> FloatMatrix:
-    """Unit-length MiniLM sentence embeddings (the frozen general-purpose encoder)."""
+@functools.lru_cache(maxsize=1)
+def _encoder() -> Any:
+    """The frozen general-purpose MiniLM encoder, loaded (and its pins checked) once."""
     from mhsafety.judges.embedding import MiniLMEncoder
 
-    encoder = MiniLMEncoder()
-    return encoder.encode(list(texts))
+    return MiniLMEncoder()
+
+
+def embed_texts(texts: Sequence[str]) -> FloatMatrix:
+    """Unit-length MiniLM sentence embeddings; ``(0, 384)`` for no texts."""
+    from mhsafety.judges.embedding import EMBEDDING_DIM
+
+    if not texts:
+        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    vectors: FloatMatrix = _encoder().encode(list(texts))
+    return vectors
 
 
 def describe_styles(truth: Mapping[str, Mapping[str, Any]], conversation_id: str) -> str | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -238,6 +239,7 @@ def audit_window(
 ) -> WindowResult:
     """Screen one window, draw its review sample once, and estimate it when it is reviewed."""
     result = WindowResult(item, STATUS_AWAITING)
+    window_truth: dict[str, dict[str, Any]] = {}
     run_screen(item.path, workspace, judge, catalog, screen, plan, progress=progress)
     if not sample_is_drawn(workspace):
         write_review_queue(item.path, workspace, plan)
@@ -258,7 +260,8 @@ def audit_window(
                 f"the truth file has no record of {len(unknown)} conversations of "
                 f"{item.window.label} (first: {', '.join(unknown[:3])}): is it this log's truth?"
             )
-        result.truth = truth_summary(frame, {i: dict(truth[i]) for i in frame["id"]})
+        window_truth = {i: dict(truth[i]) for i in frame["id"]}
+        result.truth = truth_summary(frame, window_truth)
     window_labels = window_labels_of(workspace, labels)
     if window_labels is None:
         result.problems.append(f"no labels yet: {result.queue} conversations to review")
@@ -268,14 +271,14 @@ def audit_window(
         result.problems.append(f"no labels yet: {result.queue} conversations to review")
         return result
     try:
-        joined = review_design(workspace, subset)
+        joined = review_design(workspace, subset, frame=frame)
     except WorkspaceError as exc:
         result.problems.append(str(exc))
         return result
     estimate = estimate_workspace(
         workspace,
         subset,
-        truth=None if truth is None else {i: dict(truth[i]) for i in frame["id"]},
+        truth=window_truth if truth is not None else None,
         confidence=confidence,
         joined=joined,
     )
@@ -441,20 +444,21 @@ def collect_messages(
 
 
 def _redo(workspace: Workspace, item: WindowFile) -> None:
-    """Archive a window's audit (never deleting it) and adopt its pending log."""
-    keep = {WINDOW_LOG, PENDING_LOG}
-    if any(p.name not in keep for p in workspace.root.iterdir()):
-        archived = workspace.archive()
-        if archived is not None:  # the window's logs are the monitor's, not the audit's
-            for name in keep:
-                if (archived / name).is_file():
-                    (archived / name).rename(workspace.root / name)
+    """Archive a window's audit with the log it was drawn from, then audit the pending log.
+
+    Nothing is deleted: the archive keeps the audit's files and its log; without pending
+    content the same log is audited again.
+    """
     pending = workspace.root / PENDING_LOG
+    if any(p.name not in {WINDOW_LOG, PENDING_LOG} for p in workspace.root.iterdir()):
+        archived = workspace.archive()
+        if archived is not None:
+            if (archived / PENDING_LOG).is_file():
+                (archived / PENDING_LOG).rename(pending)
+            if not pending.is_file():
+                shutil.copy2(archived / WINDOW_LOG, item.path)
     if pending.is_file():
-        if item.path.is_file():
-            item.path.replace(workspace.root / "logs.replaced.jsonl")
         pending.replace(item.path)
-        (workspace.root / "logs.replaced.jsonl").unlink(missing_ok=True)
     item.pending = False
 
 

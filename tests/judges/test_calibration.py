@@ -11,8 +11,8 @@ import numpy.typing as npt
 import pytest
 
 from mhsafety.conversation import Conversation, parse_record
-from mhsafety.judges.calibration import LEXICON_FLAG_SIGNAL, Levels, ScreenCalibration
-from mhsafety.judges.embedded import EmbeddedJudge, EmbeddedJudgeConfig
+from mhsafety.judges.calibration import LEXICON_FLAG_SIGNAL, Levels, RunWeighting, ScreenCalibration
+from mhsafety.judges.embedded import EmbeddedJudge, EmbeddedJudgeConfig, stands_alone
 from mhsafety.judges.embedding import EMBEDDING_DIM, EncoderInfo, ModelFileError
 from mhsafety.judges.head import LinearHead
 from mhsafety.judges.pins import SCREEN_CALIBRATION_SHA256
@@ -88,16 +88,32 @@ class TwoWordEncoder:
         return [text]
 
     def encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        return np.vstack([RISK if t == "risk" else OTHER for t in texts])
+        return np.vstack([RISK if t.split()[0] == "risk" else OTHER for t in texts])
+
+    def token_counts(self, texts: list[str]) -> npt.NDArray[np.int64]:
+        return np.array([len(t.split()) for t in texts], dtype=np.int64)
 
 
-def _judge(window: int = 2) -> EmbeddedJudge:
+def _judge(
+    window: int = 2,
+    *,
+    message_level: float = 0.99,
+    run_weighting: RunWeighting = "uniform",
+    followup_min_tokens: int = 0,
+) -> EmbeddedJudge:
     weights = np.zeros((len(CATEGORIES), EMBEDDING_DIM))
     weights[0, 0] = 10.0  # suicide logit = 10 * (v . RISK) - 6
     bias = np.array([-6.0, -20.0, -20.0, -20.0])
     head = LinearHead(CATEGORIES, weights, bias, dict.fromkeys(CATEGORIES, 0.5), {})
-    levels = Levels(dict.fromkeys(CATEGORIES, 0.99), dict.fromkeys(CATEGORIES, 0.7))
-    calibration = ScreenCalibration(levels, levels, window, "two-words-sha")
+    levels = Levels(dict.fromkeys(CATEGORIES, message_level), dict.fromkeys(CATEGORIES, 0.7))
+    calibration = ScreenCalibration(
+        levels,
+        levels,
+        window,
+        "two-words-sha",
+        run_weighting=run_weighting,
+        followup_min_tokens=followup_min_tokens,
+    )
     return EmbeddedJudge(
         encoder=TwoWordEncoder(),  # type: ignore[arg-type]
         head=head,
@@ -147,3 +163,64 @@ def test_a_calibration_for_another_encoder_is_refused() -> None:
             calibration=other,
             config=EmbeddedJudgeConfig(use_lexicon=False),
         )
+
+
+def test_a_short_follow_up_is_tested_only_inside_its_runs() -> None:
+    # sigmoid(4) = 0.982 clears a message level of 0.95 when a message is read alone
+    plain = _judge(message_level=0.95)
+    strict = _judge(message_level=0.95, followup_min_tokens=3)
+    [first] = strict.screen([conversation("risk", "hello there friend")])
+    assert first.flags[Category.SUICIDE]  # the first message is always tested alone
+    assert first.first_risk_message[Category.SUICIDE] == 0
+    [follow_up] = plain.screen([conversation("hello there friend", "risk")])
+    assert follow_up.first_risk_message[Category.SUICIDE] == 2
+    assert follow_up.evidence[0].layer == "embedding"
+    # the same one-word follow-up, short: its run (0.745 >= 0.7) still flags, as context
+    [short] = strict.screen([conversation("hello there friend", "risk")])
+    assert short.flags[Category.SUICIDE]
+    assert short.evidence[0].layer == "context"
+    # the raw score stays in its layer; the combined score (what the message level and the
+    # guard read) is zero
+    raw = short.messages[1].layers["embedding"][Category.SUICIDE]
+    assert raw == pytest.approx(1 / (1 + np.exp(-4.0)))
+    assert short.messages[1].combined[Category.SUICIDE] == 0.0
+    # long enough to stand alone
+    [long] = strict.screen([conversation("hello there friend", "risk it all now")])
+    assert long.evidence[0].layer == "embedding"
+
+
+def test_which_messages_stand_alone() -> None:
+    assert stands_alone(0, 1, 0.0, 10)  # first message
+    assert stands_alone(3, 1, 0.5, 10)  # a lexicon hit
+    assert stands_alone(3, 10, 0.0, 10)  # long enough
+    assert not stands_alone(3, 9, 0.0, 10)
+    assert stands_alone(3, 1, 0.0, 0)  # rule off
+
+
+def test_token_weighted_runs_let_a_long_message_outweigh_a_short_one() -> None:
+    # "risk" + a 3-word ordinary follow-up: uniform pooling gives (RISK + OTHER) / sqrt(2);
+    # weighting by length gives (RISK + 3 OTHER) / sqrt(10): logit 10 / sqrt(10) - 6 < 0
+    texts = conversation("risk", "hello there friend")
+    [uniform] = _judge().screen([texts])
+    [weighted] = _judge(run_weighting="tokens").screen([texts])
+    assert uniform.messages[1].layers["context"][Category.SUICIDE] == pytest.approx(
+        1 / (1 + np.exp(-(10 * 2**-0.5 - 6)))
+    )
+    assert weighted.messages[1].layers["context"][Category.SUICIDE] == pytest.approx(
+        1 / (1 + np.exp(-(10 * 10**-0.5 - 6)))
+    )
+    assert uniform.flags[Category.SUICIDE] and not weighted.flags[Category.SUICIDE]
+
+
+def test_run_rules_round_trip_and_bad_values_are_refused() -> None:
+    raw = _raw()
+    assert ScreenCalibration.from_json(raw).run_weighting == "uniform"  # older files
+    raw |= {"run_weighting": "tokens", "followup_min_tokens": 10}
+    calibration = ScreenCalibration.from_json(raw)
+    assert (calibration.run_weighting, calibration.followup_min_tokens) == ("tokens", 10)
+    again = ScreenCalibration.from_json(calibration.to_json())
+    assert (again.run_weighting, again.followup_min_tokens) == ("tokens", 10)
+    with pytest.raises(ModelFileError, match="run_weighting"):
+        ScreenCalibration.from_json(raw | {"run_weighting": "squared"})
+    with pytest.raises(ModelFileError, match="followup_min_tokens"):
+        ScreenCalibration.from_json(raw | {"followup_min_tokens": -1})

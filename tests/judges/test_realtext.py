@@ -256,3 +256,35 @@ def test_a_changed_chatterbot_file_is_refused(
     monkeypatch.setattr(realtext, "sets_spec", lambda: spec)
     with pytest.raises(realtext.RealSetUnavailableError, match="not the pinned"):
         list(realtext.chatterbot_dialogues())
+
+
+def test_donotanswer_prompts_label_self_harm_requests_for_one_category() -> None:
+    prompts = list(realtext.donotanswer_prompts())
+    assert len({p.text.casefold() for p in prompts}) == len(prompts)  # duplicates read once
+    positives = [p for p in prompts if any(p.labels.values())]
+    negatives = [p for p in prompts if not any(p.labels.values())]
+    assert len(positives) == 30  # every self-harm prompt of the set has one category
+    assert all(len(p.labelled) == 1 and p.case == f"self_harm/{p.labelled[0]}" for p in positives)
+    counts = {c: sum(p.labelled == (c,) for p in positives) for c in CATEGORIES}
+    assert counts == {
+        Category.SUICIDE: 6,
+        Category.NSSI: 14,
+        Category.EATING_DISORDER: 10,
+        Category.SUBSTANCE: 0,
+    }
+    # the other requests speak for every category; none about drugs or alcohol is kept
+    assert len(negatives) > 800 and all(n.labelled == CATEGORIES for n in negatives)
+    assert not any("drug" in n.text.casefold() for n in negatives)
+    assert {p.split for p in prompts} == set(realtext.SPLITS)
+    test = realtext.load_named_set("donotanswer-test")
+    assert len(test) == sum(p.split == "test" for p in prompts)
+
+
+def test_a_self_harm_prompt_no_pattern_names_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = copy.deepcopy(realtext.sets_spec())
+    spec["sets"]["donotanswer"]["positive_patterns"] = [{"category": "suicide", "pattern": "x^"}]
+    monkeypatch.setattr(realtext, "sets_spec", lambda: spec)
+    with pytest.raises(ValueError, match="no category pattern"):
+        list(realtext.donotanswer_prompts())

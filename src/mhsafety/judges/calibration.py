@@ -26,6 +26,7 @@ from mhsafety.judges.head import LinearHead
 from mhsafety.taxonomy import CATEGORIES, Category
 
 FORMAT = "mhsafety-screen-calibration/1"
+RunWeighting = Literal["uniform", "tokens"]
 LEXICON_FLAG_SIGNAL = 0.99
 """Lexicon signal of a coded risk term; every message level must stay at or below it, so an
 explicit or coded disclosure the lexicon finds is always flagged, whatever the encoder says."""
@@ -53,6 +54,14 @@ class ScreenCalibration:
     encoder's own."""
     metadata: dict[str, Any] = field(default_factory=dict)
     sha256: str = ""
+    run_weighting: RunWeighting = "uniform"
+    """How a run of user messages is pooled: each message's embedding counts once
+    (``uniform``) or by its number of word pieces (``tokens``), as if the run were read as one
+    text, so a three-word follow-up barely moves the run."""
+    followup_min_tokens: int = 0
+    """A user message after the first with fewer word pieces than this, and no lexicon hit,
+    is not tested on its own: what "what would you do in my place" means depends on what came
+    before, so it counts only inside its runs. 0 tests every message alone."""
 
     def levels(self, purpose: Purpose) -> Levels:
         """The levels for flagging or for the guard."""
@@ -80,6 +89,8 @@ class ScreenCalibration:
             "flag": side(self.flag),
             "guard": side(self.guard),
             "head": self.head.to_json() if self.head is not None else None,
+            "run_weighting": self.run_weighting,
+            "followup_min_tokens": self.followup_min_tokens,
             "metadata": self.metadata,
         }
 
@@ -110,6 +121,12 @@ class ScreenCalibration:
         if window < 2:
             raise ModelFileError("calibration window_messages must be at least 2")
         head = data.get("head")
+        weighting = data.get("run_weighting", "uniform")
+        if weighting not in ("uniform", "tokens"):
+            raise ModelFileError(f"calibration run_weighting {weighting!r} is not uniform|tokens")
+        followup = int(data.get("followup_min_tokens", 0))
+        if followup < 0:
+            raise ModelFileError("calibration followup_min_tokens must be >= 0")
         return cls(
             flag,
             guard,
@@ -118,6 +135,8 @@ class ScreenCalibration:
             LinearHead.from_json(head, sha256) if head else None,
             dict(data.get("metadata", {})),
             sha256,
+            weighting,
+            followup,
         )
 
     @classmethod
@@ -127,4 +146,4 @@ class ScreenCalibration:
         return cls.from_json(json.loads(path.read_text("utf-8")), expected_sha256)
 
 
-__all__ = ["LEXICON_FLAG_SIGNAL", "Levels", "ScreenCalibration"]
+__all__ = ["LEXICON_FLAG_SIGNAL", "Levels", "RunWeighting", "ScreenCalibration"]

@@ -8,6 +8,12 @@ flags. A conversation is flagged for a category when
   ``window_messages``, ending at some message) reaches its **conversation** level: risk that
   only shows over several turns.
 
+How a run is pooled and which messages are tested alone come with the calibration: with
+``run_weighting: tokens`` each message's embedding counts by its length in word pieces (the
+run read as one text), and a follow-up shorter than ``followup_min_tokens`` word pieces without
+a lexicon hit is tested only inside its runs ("what would you do in my place" means what came
+before it means).
+
 The levels come from :mod:`mhsafety.judges.calibration`, set on real labelled text; the guard
 uses a stricter set of its own. A single short sentence must clear the (high) message level on
 its own; a run of messages is scored as one text, so false flags do not grow with every extra
@@ -62,6 +68,15 @@ def signal_from_hits(hits: Sequence[LexiconHit]) -> dict[Category, float]:
         if hit.suppressed_by is None:
             signal[hit.category] = max(signal[hit.category], STRENGTH_SIGNAL[hit.strength])
     return signal
+
+
+def stands_alone(row: int, tokens: int, lexical: float, followup_min_tokens: int) -> bool:
+    """Whether a user message is tested against the message level on its own.
+
+    The first user message always is, and so is any message with a lexicon signal; a later
+    message shorter than ``followup_min_tokens`` word pieces counts only inside its runs.
+    """
+    return row == 0 or lexical > 0.0 or tokens >= followup_min_tokens
 
 
 @dataclass(frozen=True)
@@ -144,6 +159,10 @@ class EmbeddedJudge:
         self._info = JudgeInfo(name, JUDGE_VERSION, details)
         self._scan_cache: dict[str, list[LexiconHit]] = {}
         self._column = {c: i for i, c in enumerate(self.head.categories)} if self.head else {}
+        self._weighting = calibration.run_weighting if calibration is not None else "uniform"
+        self._followup_min_tokens = (
+            calibration.followup_min_tokens if calibration is not None else 0
+        )
 
     @property
     def info(self) -> JudgeInfo:
@@ -192,8 +211,11 @@ class EmbeddedJudge:
             texts.extend(m.content for _, m in conversation.user_messages())
         probabilities: FloatMatrix | None = None
         embeddings: FloatMatrix | None = None
+        tokens: npt.NDArray[np.int64] | None = None
         if self.encoder is not None and self.head is not None and texts:
             embeddings, probabilities = self._embed_windowed(texts)
+            if self._weighting == "tokens" or self._followup_min_tokens:
+                tokens = self.encoder.token_counts(texts)
         results: list[ConversationScreen] = []
         offset = 0
         for conversation in conversations:
@@ -201,6 +223,7 @@ class EmbeddedJudge:
             rows = slice(offset, offset + len(user))
             offset += len(user)
             probs = probabilities[rows] if probabilities is not None else None
+            counts = tokens[rows] if tokens is not None else None
             context = None
             if (
                 embeddings is not None
@@ -208,16 +231,23 @@ class EmbeddedJudge:
                 and self.config.use_context
                 and len(user) > 1
             ):
-                context = self._run_probabilities(embeddings[rows])
-            results.append(self._judge_one(conversation, user, probs, context))
+                weights = counts if self._weighting == "tokens" else None
+                context = self._run_probabilities(embeddings[rows], weights)
+            results.append(self._judge_one(conversation, user, probs, context, counts))
         return results
 
-    def _run_probabilities(self, vectors: FloatMatrix) -> FloatMatrix:
+    def _run_probabilities(
+        self, vectors: FloatMatrix, weights: npt.NDArray[np.int64] | None = None
+    ) -> FloatMatrix:
         """Per message: the head's probability for the run of up to ``window_messages`` user
-        messages ending there (the first message has no run: zeros)."""
+        messages ending there (the first message has no run: zeros). With ``weights`` (word
+        pieces per message) each embedding counts by its length, as if the run were one text."""
         assert self.head is not None
         k = self.window_messages
-        cumulative = np.cumsum(vectors.astype(np.float64), axis=0)
+        scaled = vectors.astype(np.float64)
+        if weights is not None:
+            scaled = scaled * np.maximum(weights, 1).astype(np.float64)[:, None]
+        cumulative = np.cumsum(scaled, axis=0)
         shifted = np.zeros_like(cumulative)
         shifted[k:] = cumulative[:-k]
         pooled = cumulative - shifted
@@ -255,6 +285,7 @@ class EmbeddedJudge:
         user: list[int],
         probs: FloatMatrix | None,
         context: FloatMatrix | None,
+        tokens: npt.NDArray[np.int64] | None = None,
     ) -> ConversationScreen:
         flags = dict.fromkeys(CATEGORIES, False)
         scores = dict.fromkeys(CATEGORIES, 0.0)
@@ -289,10 +320,17 @@ class EmbeddedJudge:
                 if context is not None:
                     ctx = float(context[row, column[category]])
                     layers.setdefault(CONTEXT_LAYER, {})[category] = ctx
-                combined[category] = score
-                decisive = max(score, ctx)
+                alone = score
+                if tokens is not None and not stands_alone(
+                    row, int(tokens[row]), lexical[category], self._followup_min_tokens
+                ):
+                    alone = 0.0  # a short follow-up counts only inside its runs
+                # what the message level reads (the guard reads it too); the layers keep
+                # the raw scores
+                combined[category] = alone
+                decisive = max(alone, ctx)
                 scores[category] = max(scores[category], decisive)
-                if score >= levels.message[category] or (
+                if alone >= levels.message[category] or (
                     ctx > 0.0 and ctx >= levels.conversation[category]
                 ):
                     flags[category] = True
@@ -300,7 +338,7 @@ class EmbeddedJudge:
                     if category not in best or decisive > best[category][0]:
                         best[category] = (
                             decisive,
-                            self._evidence(text, index, category, hits, score, ctx),
+                            self._evidence(text, index, category, hits, alone, ctx),
                         )
             message_scores.append(MessageScore(index, layers, combined, suppressed))
         evidence = tuple(best[c][1] for c in CATEGORIES if c in best)

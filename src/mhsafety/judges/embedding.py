@@ -49,6 +49,10 @@ class ModelFileError(RuntimeError):
     """A model file is missing or is not the file we pinned."""
 
 
+COUNT_CHARS = 4096
+"""Characters read when counting a message's word pieces (weights of long messages are capped)."""
+
+
 def verify_file(path: Path, expected_sha256: str, what: str) -> None:
     """Raise :class:`ModelFileError` unless ``path`` exists and has the pinned sha256."""
     if not path.is_file():
@@ -190,6 +194,15 @@ class MiniLMEncoder:
             if end == len(offsets) or len(pieces) == limit:
                 break
         return pieces
+
+    def token_counts(self, texts: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Word pieces per text (no special tokens), counted over at most the first
+        :data:`COUNT_CHARS` characters so a huge message costs no more than a long one."""
+        if not texts:
+            return np.zeros(0, dtype=np.int64)
+        clipped = [t[:COUNT_CHARS] for t in texts]
+        encodings = self._window_tokenizer.encode_batch(clipped, add_special_tokens=False)
+        return np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
 
     def encode(self, texts: Sequence[str]) -> FloatArray:
         """Embed texts; returns an ``(len(texts), 384)`` float32 array of unit vectors."""

@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/guard_latency.py [--clients 32] [--requests 2000] [--think 0 1]
                                        [--client raw|httpx] [--profile guard-stacks.txt]
+                                       [--guard NAME=OPTIONS ...]
 
 Two real server processes: the loopback fake OpenAI server (``--script echo``, no latency)
 as the upstream, and ``python -m mhsafety guard serve`` in front of it. The same asyncio
@@ -13,6 +14,11 @@ request bodies and headers:
 * **direct**: ``POST <fake>/v1/chat/completions``;
 * **guard**: ``POST <guard>/v1/chat/completions``, which runs the screening layers, calls the
   fake, screens the reply and journals the turn.
+
+``--guard NAME=OPTIONS`` (repeatable) starts one guard process per variant with extra
+``guard serve`` options, e.g. ``--guard unbatched= --guard batched=--micro-batch`` compares
+the guard with and without micro-batching in one run: every variant is measured against the
+same direct arm, in the same alternating rounds.
 
 The client is a minimal HTTP/1.1 keep-alive client, one connection per conversation player
 (``--client raw``, ~0.1-0.5 ms of CPU per request); ``--client httpx`` uses an
@@ -50,13 +56,14 @@ import asyncio
 import json
 import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,15 +262,16 @@ def fake_upstream() -> Iterator[tuple[str, int]]:
 
 @contextmanager
 def guard_server(
-    upstream: str, log: Path, profile: Path | None = None
+    upstream: str, log: Path, profile: Path | None = None, options: Sequence[str] = ()
 ) -> Iterator[tuple[str, int]]:
     """``mhsafety guard serve`` in its own process; yields its base URL and pid when ready.
 
-    With ``profile``, the guard runs under ``py-spy record`` (raw collapsed stacks, 200 Hz).
+    With ``profile``, the guard runs under ``py-spy record`` (raw collapsed stacks, 200 Hz);
+    ``options`` are added to the ``guard serve`` command line.
     """
     port = free_port()
     command = [sys.executable, "-m", "mhsafety", "guard", "serve", "--upstream", upstream]
-    command += ["--port", str(port), "--log", str(log)]
+    command += ["--port", str(port), "--log", str(log), *options]
     if profile is not None:
         spy = str(Path(sys.executable).with_name("py-spy"))
         command = [
@@ -504,37 +512,43 @@ def pct(values: Any, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
-def server_split(log: Path, prefix: str) -> dict[str, tuple[float, float]]:
-    """p50/p99 of the guard's own timings (layers, upstream, total) for one arm, from its log."""
+def server_split(log: Path, prefix: str) -> tuple[dict[str, tuple[float, float]], list[int]]:
+    """The guard's own timings for one arm, from its log: p50/p99 of layers, upstream and
+    total, and the screening batch each request ran in (1 when not batched)."""
     split: dict[str, list[float]] = {"layers": [], "upstream": [], "total": []}
+    batches: list[int] = []
     if not log.exists():
-        return {}
+        return {}, batches
     with open(log, encoding="utf-8") as handle:
         for line in handle:
             record = json.loads(line)
             if not str(record["id"]).startswith(prefix):
                 continue
             for message in record["messages"]:
-                ms = (message.get("guard") or {}).get("ms")
+                guard = message.get("guard") or {}
+                ms = guard.get("ms")
                 if ms:
+                    batches.append(int(guard.get("batch", 1)))
                     for key in split:
                         split[key].append(float(ms[key]))
-    return {k: (pct(v, 50), pct(v, 99)) for k, v in split.items() if v}
+    return {k: (pct(v, 50), pct(v, 99)) for k, v in split.items() if v}, batches
 
 
-def report(think: float, direct: ArmResult, guard: ArmResult, clients: int) -> dict[str, Any]:
-    """Print one think time's figures; returns them."""
+def report(
+    think: float, direct: ArmResult, guard: ArmResult, clients: int, name: str = "guard"
+) -> dict[str, Any]:
+    """Print one think time's figures for one guard variant; returns them."""
     d, g = direct.latencies_ms(), guard.latencies_ms()
     d50, d99, g50, g99 = pct(d, 50), pct(d, 99), pct(g, 50), pct(g, 99)
     added50, added99 = g50 - d50, g99 - d99
     mode = "closed loop" if think == 0 else f"think time {think:g} s (exponential mean)"
-    print(f"\n== {clients} clients, {mode} ==")
-    print(f"{'arm':<8}{'requests':>9}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
-    for name, arm, lat in (("direct", direct, d), ("guard", guard, g)):
+    print(f"\n== {name}: {clients} clients, {mode} ==")
+    print(f"{'arm':<10}{'requests':>7}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
+    for label, arm, lat in (("direct", direct, d), (name, guard, g)):
         errors = sum(not s.ok for s in arm.samples)
         rate = len(arm.samples) / arm.wall if arm.wall else float("nan")
         print(
-            f"{name:<8}{len(arm.samples):>9}{errors:>8}{rate:>9.1f}"
+            f"{label[:10]:<10}{len(arm.samples):>7}{errors:>8}{rate:>9.1f}"
             f"{pct(lat, 50):>9.1f}{pct(lat, 99):>9.1f}"
         )
     print(f"added   p50 {added50:+.1f} ms   p99 {added99:+.1f} ms   (guard minus direct)")
@@ -543,10 +557,11 @@ def report(think: float, direct: ArmResult, guard: ArmResult, clients: int) -> d
         f"earlier turns per request: {min(turns)}-{max(turns)} "
         f"(mean {sum(turns) / len(turns):.1f}), each request a new user message"
     )
-    for name, arm in (("direct", direct), ("guard", guard)):
+    for label, arm in (("direct", direct), (name, guard)):
         per = {k: 1000 * v / max(1, len(arm.samples)) for k, v in arm.cpu.items()}
         print(
-            f"cpu per request ({name} arm): " + ", ".join(f"{k} {v:.2f} ms" for k, v in per.items())
+            f"cpu per request ({label} arm): "
+            + ", ".join(f"{k} {v:.2f} ms" for k, v in per.items())
         )
     for kind in ("benign", "lookalike", "risk"):
         of_kind = [s for s in guard.samples if s.kind == kind and s.ok]
@@ -560,6 +575,7 @@ def report(think: float, direct: ArmResult, guard: ArmResult, clients: int) -> d
     print(f"goal added p99 <= {GOAL_P99_MS:g} ms: {'goal met' if met99 else 'NOT met'}")
     return {
         "think": think,
+        "name": name,
         "direct": {"p50": d50, "p99": d99},
         "guard": {"p50": g50, "p99": g99},
         "added": {"p50": added50, "p99": added99},
@@ -585,30 +601,48 @@ def machine_busy(seconds: float = 1.0) -> float:
     return (busy1 - busy0) / max(1, total1 - total0)
 
 
+def variants(specs: Sequence[str]) -> dict[str, list[str]]:
+    """``NAME=OPTIONS`` specs as guard names and their extra ``guard serve`` options."""
+    out: dict[str, list[str]] = {}
+    for spec in specs or ["guard="]:
+        name, _, options = spec.partition("=")
+        if not name or name == "direct" or name in out:
+            raise SystemExit(f"--guard {spec!r}: give each variant its own name (not 'direct')")
+        out[name] = shlex.split(options)
+    return out
+
+
 async def measure(args: argparse.Namespace) -> int:
-    """Start both servers, warm up, run every think time's arms, print the figures."""
+    """Start the servers, warm up, run every think time's arms, print the figures."""
     cores = os.cpu_count() or 0
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
     print(f"machine: {cores} cores ({usable} usable by this process); the goal is for 2 cores")
+    print(f"load average (1, 5, 15 min): {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     busy = machine_busy()
     print(f"cores busy before the run (other processes): {busy:.0%}")
     if busy > 0.15:
         print("WARNING: the machine is busy; these figures include that contention")
     print(f"client: {args.client}, {args.clients} concurrent conversations")
+    guards = variants(args.guard)
     maker = MessageMaker(args.seed)
     figures = []
     with tempfile.TemporaryDirectory() as folder:
-        log = Path(folder) / "guard-log.jsonl"
-        with (
-            fake_upstream() as (upstream, fake_pid),
-            guard_server(upstream, log, args.profile) as (guard_url, guard_pid),
-        ):
-            urls = {
-                "direct": f"{upstream}/chat/completions",
-                "guard": f"{guard_url}/chat/completions",
-            }
-            pids = {"guard": guard_pid, "fake": fake_pid, "client": os.getpid()}
-            print(f"upstream {upstream} (fake, echo, no latency); guard {guard_url}")
+        logs = {name: Path(folder) / f"guard-log-{name}.jsonl" for name in guards}
+        with ExitStack() as stack:
+            upstream, fake_pid = stack.enter_context(fake_upstream())
+            urls = {"direct": f"{upstream}/chat/completions"}
+            pids = {"fake": fake_pid, "client": os.getpid()}
+            for name, options in guards.items():
+                profile = args.profile
+                if profile is not None and len(guards) > 1:
+                    profile = profile.with_name(f"{profile.stem}.{name}{profile.suffix}")
+                guard_url, guard_pid = stack.enter_context(
+                    guard_server(upstream, logs[name], profile, options)
+                )
+                urls[name] = f"{guard_url}/chat/completions"
+                pids[name] = guard_pid
+                print(f"guard {name!r} {guard_url} (options: {shlex.join(options) or 'none'})")
+            print(f"upstream {upstream} (fake, echo, no latency)")
             for name, url in urls.items():  # warm-up: connections, ONNX arenas, code paths
                 await run_arm(
                     url, f"warm-{name}", args.warmup, args.clients, 0, maker, 0, args.client
@@ -616,7 +650,7 @@ async def measure(args: argparse.Namespace) -> int:
             print(f"warm-up: {args.warmup} requests per arm")
             results: dict[float, dict[str, ArmResult]] = {}
             for think in args.think:
-                arms = {"direct": ArmResult(), "guard": ArmResult()}
+                arms = {name: ArmResult() for name in urls}
                 share = max(1, args.requests // args.rounds)
                 for round_ in range(args.rounds):
                     for name, url in urls.items():
@@ -631,27 +665,38 @@ async def measure(args: argparse.Namespace) -> int:
                         for k, pid in pids.items():
                             arm.cpu[k] = arm.cpu.get(k, 0.0) + cpu_seconds(pid) - before[k]
                 results[think] = arms
-        for think, arms in results.items():  # after shutdown: the guard has written its log
-            figures.append(report(think, arms["direct"], arms["guard"], args.clients))
-            split = server_split(log, f"bench-t{think:g}-")
-            if split:
-                print(
-                    "guard's own timings p50/p99 (from its log; layers include the wait for "
-                    "a worker thread): "
-                    + ", ".join(f"{k} {a:.1f}/{b:.1f} ms" for k, (a, b) in split.items())
-                )
+        for think, arms in results.items():  # after shutdown: the guards have written logs
+            for name in guards:
+                figures.append(report(think, arms["direct"], arms[name], args.clients, name))
+                split, batches = server_split(logs[name], f"bench-t{think:g}-")
+                if split:
+                    print(
+                        "guard's own timings p50/p99 (from its log; layers include the wait "
+                        "for a worker thread): "
+                        + ", ".join(f"{k} {a:.1f}/{b:.1f} ms" for k, (a, b) in split.items())
+                    )
+                if batches:
+                    sizes = np.array(batches)
+                    print(
+                        f"screening batch per request: mean {sizes.mean():.2f}, p50 "
+                        f"{pct(sizes, 50):.0f}, p99 {pct(sizes, 99):.0f}, max {sizes.max()}; "
+                        f"{(sizes > 1).mean():.0%} of requests shared a batch"
+                    )
     print()
-    capacity = next((f["guard_rate"] for f in figures if f["think"] == 0), None)
+    capacity = {f["name"]: f["guard_rate"] for f in figures if f["think"] == 0}
     for figure in figures:
         mode = "closed loop" if figure["think"] == 0 else f"think {figure['think']:g} s"
         load = f"{figure['guard_rate']:.0f} req/s"
-        if capacity and figure["think"] > 0:
-            load += f", {figure['guard_rate'] / capacity:.0%} of the closed-loop rate"
+        if capacity.get(figure["name"]) and figure["think"] > 0:
+            load += (
+                f", {figure['guard_rate'] / capacity[figure['name']]:.0%} of the closed-loop rate"
+            )
         verdict = "goal met" if figure["met"] else "NOT met"
         print(
-            f"summary [{mode}; {load}]: added p50 {figure['added']['p50']:+.1f} ms, "
-            f"p99 {figure['added']['p99']:+.1f} ms -> {verdict}"
+            f"summary {figure['name']} [{mode}; {load}]: added p50 {figure['added']['p50']:+.1f}"
+            f" ms, p99 {figure['added']['p99']:+.1f} ms -> {verdict}"
         )
+    print(f"load average after the run: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 
@@ -673,6 +718,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument(
         "--profile", type=Path, default=None, help="run the guard under py-spy, write here"
+    )
+    parser.add_argument(
+        "--guard",
+        action="append",
+        default=[],
+        metavar="NAME=OPTIONS",
+        help="a guard variant with extra `guard serve` options (repeatable; default: one, "
+        "with the default options)",
     )
     args = parser.parse_args(argv)
     return asyncio.run(measure(args))

@@ -93,7 +93,7 @@ class _ErrorPrinter:
     first :data:`ERROR_LINES_SHOWN` reasons and a count are what a reader can use.
     """
 
-    def __init__(self, path: Path, limit: int = ERROR_LINES_SHOWN) -> None:
+    def __init__(self, path: Path | None, limit: int = ERROR_LINES_SHOWN) -> None:
         self.path = path
         self.limit = limit
         self.count = 0
@@ -102,7 +102,7 @@ class _ErrorPrinter:
         from mhsafety.logio import sniff_format
 
         self.count += 1
-        if self.count == 1:
+        if self.count == 1 and self.path is not None:
             hint = sniff_format(self.path)
             if hint:
                 console.print(f"[red]error:[/] {self.path} {hint}", highlight=False)
@@ -160,6 +160,70 @@ def _count_lines(path: Path) -> int | None:
 def _write_json(path: Path, data: Any) -> None:
     """Write figures as indented JSON."""
     path.write_text(json.dumps(data, indent=2) + "\n", "utf-8")
+
+
+def _require_log(spec: str) -> list[Any]:
+    """The files of a log (file, directory, glob or URI); exit 2 when there are none."""
+    from mhsafety.logio import LogInputError, resolve_log
+
+    try:
+        return resolve_log(spec)
+    except (LogInputError, OSError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _one_local_file(files: list[Any]) -> Path | None:
+    """The log's file when it is one local file (for format hints), else None."""
+    return Path(files[0].path) if len(files) == 1 and files[0].filesystem is None else None
+
+
+EngineOption = Annotated[
+    str | None,
+    typer.Option(help="Where screening runs: local, processes or ray (default: local)."),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(help="Worker processes or Ray actors (alone: processes on this machine)."),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(help="Ray cluster address for --engine ray (default: start a local Ray)."),
+]
+ShardMbOption = Annotated[
+    float | None,
+    typer.Option(help="Shard size for workers (default: about 4 shards per worker)."),
+]
+
+
+def _engine_settings(
+    engine: str | None,
+    workers: int | None,
+    address: str | None,
+    shard_mb: float | None,
+    judge: str,
+    judge_config: Path | None,
+) -> Any:
+    """The engine asked for on the command line; exit 2 when it cannot run this judge."""
+    from mhsafety.audit.engine import OFFLINE_JUDGES, EngineError, EngineSettings
+
+    try:
+        chosen = engine or ("processes" if workers and workers > 1 else "local")
+        settings = EngineSettings(
+            chosen,
+            workers or (os.cpu_count() or 1),
+            address if chosen == "ray" else None,
+            int(shard_mb * 1024 * 1024) if shard_mb else None,
+        )
+        if settings.sharded and (judge not in OFFLINE_JUDGES or judge_config):
+            raise EngineError(
+                f"--engine {chosen} runs the offline judges ({', '.join(OFFLINE_JUDGES)}); "
+                "LLM judges already call their model concurrently from one process"
+            )
+    except EngineError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    return settings
 
 
 def _require_file(path: Path) -> None:
@@ -321,7 +385,12 @@ def _report_llm_usage(judge: Any) -> None:
 
 @app.command()
 def screen(
-    input: Annotated[Path, typer.Argument(help="Conversation log (.jsonl, .jsonl.gz, .parquet).")],
+    input: Annotated[
+        str,
+        typer.Argument(
+            help="Conversation log: .jsonl, .jsonl.gz, .parquet, a directory, glob or URI."
+        ),
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Screen output (JSONL).")],
     judge: JudgeOption = "embedded",
     judge_config: JudgeConfigOption = None,
@@ -335,43 +404,80 @@ def screen(
         typer.Option(help="Where unreadable records go (default: OUTPUT.quarantine.jsonl)."),
     ] = None,
     detail: Annotated[bool, typer.Option(help="Keep per-message layer scores.")] = False,
+    engine: EngineOption = None,
+    workers: WorkersOption = None,
+    address: AddressOption = None,
+    shard_mb: ShardMbOption = None,
 ) -> None:
     """Screen conversations for risk and check crisis interventions (the log contract)."""
+    from mhsafety.audit.engine import EngineError, JudgeSpec, screen_sharded
     from mhsafety.audit.screening import ScreenSettings, screen_conversations
     from mhsafety.interventions import ResourceCatalog
-    from mhsafety.logio import JsonlWriter, Quarantine, ReadStats, read_conversations
+    from mhsafety.logio import (
+        JsonlWriter,
+        Quarantine,
+        ReadStats,
+        count_records,
+        read_jsonl_records,
+        read_log,
+    )
 
-    _require_file(input)
+    files = _require_log(input)
     quarantine = quarantine or output.with_name(output.name + ".quarantine.jsonl")
-    judge_impl = _load_judge(judge, judge_config, aggregate, cache_dir)
-    catalog = ResourceCatalog.load()
+    engine_settings = _engine_settings(engine, workers, address, shard_mb, judge, judge_config)
     settings = ScreenSettings(window=window, message_detail=detail)
-    stats = ReadStats(str(input))
-    screened = errors = 0
-    with (
-        Quarantine(quarantine) as bad,
-        JsonlWriter(output) as writer,
-        _progress("screening", _count_lines(input)) as advance,
-    ):
-        printer = _ErrorPrinter(input)
+    if engine_settings.sharded:
+        try:
+            with _progress("screening", count_records(files)) as advance:
+                stats = screen_sharded(
+                    files,
+                    input,
+                    output,
+                    quarantine,
+                    JudgeSpec(judge),
+                    settings,
+                    engine_settings,
+                    progress=advance,
+                )
+        except EngineError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        records = list(read_jsonl_records(output)) if output.is_file() else []
+        screened, errors = len(records), sum(bool(r.get("judge_error")) for r in records)
+        console.print(
+            f"screened on {engine_settings.engine} with {engine_settings.workers} workers"
+        )
+        judge_impl = None
+    else:
+        judge_impl = _load_judge(judge, judge_config, aggregate, cache_dir)
+        catalog = ResourceCatalog.load()
+        stats = ReadStats(input)
+        screened = errors = 0
+        with (
+            Quarantine(quarantine) as bad,
+            JsonlWriter(output) as writer,
+            _progress("screening", count_records(files)) as advance,
+        ):
+            printer = _ErrorPrinter(_one_local_file(files))
 
-        def skipped(error: RecordError) -> None:
-            printer(error)
-            advance(1)
+            def skipped(error: RecordError) -> None:
+                printer(error)
+                advance(1)
 
-        conversations = read_conversations(input, stats, bad, on_error=skipped)
-        for _, record in screen_conversations(conversations, judge_impl, catalog, settings):
-            writer.write(record)
-            screened += 1
-            errors += bool(record.get("judge_error"))
-            advance(1)
-    printer.finish(quarantine)
+            conversations = read_log(files, stats, bad, on_error=skipped)
+            for _, record in screen_conversations(conversations, judge_impl, catalog, settings):
+                writer.write(record)
+                screened += 1
+                errors += bool(record.get("judge_error"))
+                advance(1)
+        printer.finish(quarantine)
     console.print(stats.summary())
     console.print(
         f"screened {screened} = {screened - errors} verdicts + {errors} judge errors "
         "(judge errors are never read as 'no risk')"
     )
-    _report_llm_usage(judge_impl)
+    if judge_impl is not None:
+        _report_llm_usage(judge_impl)
     if stats.quarantined:
         console.print(f"unreadable records kept in {quarantine}")
     _check_read(stats)
@@ -631,7 +737,7 @@ def judge_validate(
         design_weights,
         validate_judge,
     )
-    from mhsafety.logio import ReadStats, read_conversations, read_jsonl_records
+    from mhsafety.logio import ReadStats, read_jsonl_records, read_log
     from mhsafety.report.audit_report import rate_view
     from mhsafety.taxonomy import CATEGORIES, CATEGORY_LABELS
 
@@ -642,11 +748,11 @@ def judge_validate(
     except WorkspaceError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    log_path = logs or (Path(config["input"]) if config else None)
+    log_path = str(logs) if logs else (str(config["input"]) if config else None)
     if log_path is None:
         console.print("[red]error:[/] give --logs (or --workspace of an audit run)")
         raise typer.Exit(2)
-    _require_file(log_path)
+    log_files = _require_log(log_path)
     try:
         label_set = read_labels(labels)
     except ValueError as exc:
@@ -663,9 +769,9 @@ def judge_validate(
         records = [r for r in read_jsonl_records(ws.screen) if str(r["id"]) in wanted]
         console.print(f"using the audit's own screen of {len(records)} labelled conversations")
     else:
-        stats = ReadStats(str(log_path))
+        stats = ReadStats(log_path)
         conversations = [
-            c for c in read_conversations(log_path, stats, on_error=_report_error) if c.id in wanted
+            c for c in read_log(log_files, stats, on_error=_report_error) if c.id in wanted
         ]
         with _progress("screening labelled conversations", len(conversations)) as advance:
             for _, record in screen_conversations(
@@ -824,7 +930,12 @@ def logs_convert(
 
 @audit_app.command("run")
 def audit_run(
-    input: Annotated[Path, typer.Argument(help="The deployment's conversation log.")],
+    input: Annotated[
+        str,
+        typer.Argument(
+            help="The deployment's conversation log: a file, a directory, a glob or a URI."
+        ),
+    ],
     workspace: Annotated[Path, typer.Option(help="Audit workspace folder.")] = Path("audit"),
     judge: JudgeOption = "embedded",
     judge_config: JudgeConfigOption = None,
@@ -841,26 +952,15 @@ def audit_run(
         bool, typer.Option(help="Start over in a workspace with another config.")
     ] = False,
     detail: Annotated[bool, typer.Option(help="Keep per-message layer scores.")] = False,
-    engine: Annotated[
-        str | None,
-        typer.Option(help="Where screening runs: local, processes or ray (default: local)."),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(help="Worker processes or Ray actors (alone: processes on this machine)."),
-    ] = None,
-    address: Annotated[
-        str | None, typer.Option(help="Ray cluster address (default: start a local Ray).")
-    ] = None,
-    shard_mb: Annotated[
-        float | None,
-        typer.Option(help="Shard size for workers (default: about 4 shards per worker)."),
-    ] = None,
+    engine: EngineOption = None,
+    workers: WorkersOption = None,
+    address: AddressOption = None,
+    shard_mb: ShardMbOption = None,
 ) -> None:
     """Screen, check interventions and draw the review sample into a workspace (resumable)."""
     import pandas as pd
 
-    from mhsafety.audit.engine import OFFLINE_JUDGES, EngineError, EngineSettings, JudgeSpec
+    from mhsafety.audit.engine import EngineError, JudgeSpec
     from mhsafety.audit.sampling import SamplingPlan
     from mhsafety.audit.screening import ScreenSettings
     from mhsafety.audit.workspace import (
@@ -871,8 +971,9 @@ def audit_run(
         write_review_queue,
     )
     from mhsafety.interventions import ResourceCatalog
+    from mhsafety.logio import count_records
 
-    _require_file(input)
+    files = _require_log(input)
     ws = Workspace(workspace)
     if force:
         archived = ws.archive()
@@ -883,26 +984,11 @@ def audit_run(
     except ValueError as exc:
         console.print(f"[red]error:[/] --strata: {exc}")
         raise typer.Exit(2) from None
-    try:
-        chosen = engine or ("processes" if workers and workers > 1 else "local")
-        engine_settings = EngineSettings(
-            chosen,
-            workers or (os.cpu_count() or 1),
-            address if chosen == "ray" else None,
-            int(shard_mb * 1024 * 1024) if shard_mb else None,
-        )
-        if engine_settings.sharded and (judge not in OFFLINE_JUDGES or judge_config):
-            raise EngineError(
-                f"--engine {chosen} runs the offline judges ({', '.join(OFFLINE_JUDGES)}); "
-                "LLM judges already call their model concurrently from one process"
-            )
-    except EngineError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+    engine_settings = _engine_settings(engine, workers, address, shard_mb, judge, judge_config)
     judge_impl = _load_judge(judge, judge_config, aggregate, cache_dir or workspace / "cache")
     settings = ScreenSettings(window=window, message_detail=detail)
     try:
-        with _progress("screening", _count_lines(input)) as advance:
+        with _progress("screening", count_records(files)) as advance:
             stats = run_screen(
                 input,
                 ws,
@@ -1145,6 +1231,17 @@ def guard_serve(
         float,
         typer.Option(help="Refresh the live view of open conversations this often."),
     ] = 5.0,
+    micro_batch: Annotated[
+        bool,
+        typer.Option(help="Screen concurrent requests together in one judge run."),
+    ] = False,
+    batch_window_ms: Annotated[
+        float,
+        typer.Option(help="Micro-batching: longest wait for other requests when idle (ms)."),
+    ] = 0.0,
+    max_batch: Annotated[
+        int, typer.Option(help="Micro-batching: most conversations screened in one run.")
+    ] = 32,
 ) -> None:
     """Serve /v1/chat/completions with the guard in front of an upstream model."""
     from mhsafety.extras import require
@@ -1153,6 +1250,7 @@ def guard_serve(
         require(module, "guard", "mhsafety guard serve")
     import uvicorn
 
+    from mhsafety.safeguards.batching import MicroBatching
     from mhsafety.safeguards.guard import Guard
     from mhsafety.safeguards.log import GuardLog
     from mhsafety.safeguards.policy import Policy
@@ -1164,11 +1262,17 @@ def guard_serve(
     client_key = _secret_from_env(api_key_env)
     if policy is not None:
         _require_file(policy)
+    try:
+        batching = MicroBatching(micro_batch, batch_window_ms, max_batch)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
     client = OpenAIUpstream(upstream, model=model, api_key=key)
     guard = Guard(
         upstream=client,
         layers=_guard_layers(assessor, judge_config, cache_dir),
         policy=Policy.load(policy),
+        batching=batching,
     )
     guard_log = GuardLog(
         log,
@@ -1187,6 +1291,11 @@ def guard_serve(
         f"guard on http://{host}:{port}/v1 -> {upstream}; log {log} "
         f"(conversations written after {idle_minutes:g} min idle and at shutdown; open ones "
         f"in {guard_log.live}, refreshed every {live_seconds:g} s)"
+        + (
+            f"; micro-batching up to {max_batch} requests, window {batch_window_ms:g} ms"
+            if micro_batch
+            else "; micro-batching off"
+        )
         + ("; clients must send the key in $" + api_key_env if api_key_env else "")
     )
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
@@ -2300,7 +2409,7 @@ def demo(
 
     truth = truth_path_for(logs)
     audit_run(
-        input=logs,
+        input=str(logs),
         workspace=workspace,
         judge="embedded",
         judge_config=None,

@@ -4,15 +4,24 @@ Every record read is either yielded as a :class:`~mhsafety.conversation.Conversa
 reported as a :class:`~mhsafety.conversation.RecordError` with file, line, field and reason,
 and written verbatim to a quarantine file so nothing is lost. :class:`ReadStats` reconciles
 ``read = processed + quarantined``.
+
+A log is one file, a directory of files (read in sorted path order), a glob, or a URI that
+pyarrow resolves to a filesystem (``file://``, ``s3://``, ...): :func:`resolve_log` turns any of
+these into :class:`LogFile` entries and :func:`read_log` reads them as one log, with one
+duplicate-id rule across all files.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import fnmatch
+import glob
 import gzip
+import hashlib
+import io
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +32,174 @@ from mhsafety.conversation import Conversation, RecordError, parse_record
 PARQUET_SUFFIXES = (".parquet", ".pq")
 PARQUET_BATCH_ROWS = 1024
 UTF8_BOM = b"\xef\xbb\xbf"
+LOG_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", *PARQUET_SUFFIXES)
+"""Files a directory or glob contributes to a log (other files are ignored)."""
+_GLOB_CHARS = frozenset("*?[")
+
+
+class LogInputError(ValueError):
+    """The log named cannot be found or holds no log files."""
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """One file of a log, on the local disk or on a pyarrow filesystem."""
+
+    source: str
+    """How errors and the quarantine name the file (the path or URI as the user gave it)."""
+    path: str
+    """The path inside ``filesystem`` (local: ``source`` made absolute)."""
+    filesystem: Any = field(default=None, compare=False, repr=False)
+    """A ``pyarrow.fs.FileSystem``, or None for the local disk through Python's ``open``."""
+
+    @classmethod
+    def local(cls, path: Path | str) -> LogFile:
+        """A file on the local disk (read by absolute path, so workers elsewhere find it)."""
+        return cls(str(path), str(Path(path).absolute()))
+
+    @property
+    def name(self) -> str:
+        """The file name, lower case (decides the format)."""
+        return self.path.rsplit("/", 1)[-1].lower()
+
+    @property
+    def is_parquet(self) -> bool:
+        """True for a Parquet file."""
+        return self.name.endswith(PARQUET_SUFFIXES)
+
+    @property
+    def is_gzip(self) -> bool:
+        """True for a gzip-compressed JSONL file."""
+        return self.name.endswith(".gz")
+
+    def open_binary(self) -> IO[bytes]:
+        """Open the file's (compressed) bytes, seekable."""
+        if self.filesystem is None:
+            return open(self.path, "rb")
+        return cast(IO[bytes], io.BufferedReader(self.filesystem.open_input_file(self.path)))
+
+    def size(self) -> int:
+        """Size in bytes."""
+        if self.filesystem is None:
+            return Path(self.path).stat().st_size
+        return int(self.filesystem.get_file_info(self.path).size or 0)
+
+    def sha256(self) -> str:
+        """The hex sha256 of the file's bytes."""
+        digest = hashlib.sha256()
+        with self.open_binary() as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+
+def _is_log_name(name: str) -> bool:
+    return name.lower().endswith(LOG_SUFFIXES)
+
+
+def resolve_log(spec: str | Path, filesystem: Any | None = None) -> list[LogFile]:
+    """The files of a log: a file, a directory (recursively), a glob, or a URI.
+
+    Args:
+        spec: A path, directory, glob (``logs/*.jsonl.gz``) or URI (``file:///data/logs``,
+            ``s3://bucket/logs/``); a URI is opened with ``pyarrow.fs.FileSystem.from_uri``.
+        filesystem: A ``pyarrow.fs.FileSystem`` that ``spec`` is a path in (for example a
+            ``SubTreeFileSystem``); None: the local disk, or the URI's filesystem.
+
+    Returns:
+        The files in sorted path order (a single file: just that file).
+
+    Raises:
+        LogInputError: when nothing is there, or a directory or glob holds no log files.
+    """
+    text = str(spec)
+    if filesystem is None and "://" not in text:
+        return _resolve_local(text)
+    if filesystem is None:
+        from pyarrow.fs import FileSystem
+
+        filesystem, base = FileSystem.from_uri(text)
+    else:
+        base = text
+    return _resolve_on(filesystem, text, base)
+
+
+def _resolve_local(text: str) -> list[LogFile]:
+    path = Path(text)
+    if _GLOB_CHARS & set(text) and not path.exists():
+        matches = sorted(glob.glob(text, recursive=True))
+        files = [LogFile.local(m) for m in matches if Path(m).is_file() and _is_log_name(m)]
+    elif path.is_dir():
+        found = [p for p in path.rglob("*") if p.is_file() and _is_log_name(p.name)]
+        files = [LogFile.local(p) for p in sorted(found, key=lambda p: p.as_posix())]
+    elif path.is_file():
+        return [LogFile.local(path)]
+    else:
+        raise LogInputError(f"{text} does not exist")
+    if not files:
+        raise LogInputError(f"{text} holds no log files ({', '.join(LOG_SUFFIXES)})")
+    return files
+
+
+def _resolve_on(filesystem: Any, text: str, base: str) -> list[LogFile]:
+    from pyarrow.fs import FileSelector, FileType
+
+    info = filesystem.get_file_info(base)
+    if info.type == FileType.File:
+        return [LogFile(text, base, filesystem)]
+    parent, _, last = base.rstrip("/").rpartition("/")
+    pattern: str | None = None
+    if info.type == FileType.NotFound and _GLOB_CHARS & set(last):
+        pattern, base = last, parent
+        text = text.rstrip("/").rpartition("/")[0]
+        info = filesystem.get_file_info(base)
+    if info.type != FileType.Directory:
+        raise LogInputError(f"{text} does not exist")
+    infos = filesystem.get_file_info(FileSelector(base, recursive=pattern is None))
+    prefix = base.rstrip("/") + "/" if base.rstrip("/") else ""
+    files = []
+    for entry in sorted(infos, key=lambda i: i.path):
+        relative = entry.path[len(prefix) :] if entry.path.startswith(prefix) else entry.path
+        if entry.type != FileType.File or not _is_log_name(entry.path):
+            continue
+        if pattern is not None and not fnmatch.fnmatch(relative, pattern):
+            continue
+        files.append(LogFile(f"{text.rstrip('/')}/{relative}", entry.path, filesystem))
+    if not files:
+        raise LogInputError(f"{text} holds no log files ({', '.join(LOG_SUFFIXES)})")
+    return files
+
+
+def log_sha256(files: Sequence[LogFile]) -> str:
+    """The content hash of a log: a single file's sha256, else a hash of the files' hashes."""
+    if len(files) == 1:
+        return files[0].sha256()
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.sha256().encode() + b"\n")
+    return digest.hexdigest()
+
+
+def count_records(files: Sequence[LogFile]) -> int | None:
+    """Non-blank lines of a JSONL log (for a progress bar); None when it holds Parquet."""
+    total = 0
+    for file in files:
+        if file.is_parquet:
+            return None
+        with contextlib.ExitStack() as stack:
+            handle: IO[bytes] = stack.enter_context(file.open_binary())
+            if file.is_gzip:
+                handle = cast(IO[bytes], stack.enter_context(gzip.GzipFile(fileobj=handle)))
+            total += sum(1 for line in handle if line.strip())
+    return total
+
+
+def duplicate_error(
+    source: str, line: int, conversation_id: str, first_source: str, first_line: int
+) -> RecordError:
+    """The error for an id seen before (in this file, or an earlier file of the log)."""
+    where = f"line {first_line}" if first_source == source else f"{first_source} line {first_line}"
+    return RecordError(source, line, "id", f"duplicate id {conversation_id!r} (first on {where})")
 
 
 @dataclass
@@ -132,21 +309,45 @@ class ByteRange:
     first_line: int
 
 
+def as_log_file(path: Path | LogFile) -> LogFile:
+    """A local path as a :class:`LogFile` (a LogFile as it is)."""
+    return path if isinstance(path, LogFile) else LogFile.local(path)
+
+
+def decode_line(source: str, number: int, raw: bytes) -> tuple[str | bytes, Any | RecordError]:
+    """One JSONL line as ``(raw, decoded-or-error)``: the raw text when it is UTF-8."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return raw, RecordError(source, number, "record", f"not UTF-8 ({exc.reason})")
+    try:
+        return text, json.loads(text)
+    except json.JSONDecodeError as exc:
+        reason = f"invalid JSON: {exc.msg} at column {exc.colno}"
+        return text, RecordError(source, number, "record", reason)
+
+
+def raw_records(
+    file: Path | LogFile, part: ByteRange | None = None
+) -> Iterator[tuple[int, str | bytes, Any | RecordError]]:
+    """Yield ``(line or row, raw, decoded-or-error)`` for every record of one log file."""
+    file = as_log_file(file)
+    return _parquet_raw(file) if file.is_parquet else _jsonl_raw(file, part)
+
+
 def _jsonl_raw(
-    path: Path, part: ByteRange | None = None
+    file: LogFile, part: ByteRange | None = None
 ) -> Iterator[tuple[int, str | bytes, Any | RecordError]]:
     """Yield ``(line, raw, decoded-or-error)`` for every non-blank line of a JSONL file."""
-    source = str(path)
-    handle = cast(
-        IO[bytes],
-        gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb"),  # noqa: SIM115
-    )
-    first = 1
-    remaining = -1
-    if part is not None:
-        handle.seek(part.start)
-        first, remaining = part.first_line, part.end - part.start
-    with handle:
+    with contextlib.ExitStack() as stack:
+        handle: IO[bytes] = stack.enter_context(file.open_binary())
+        if file.is_gzip:
+            handle = cast(IO[bytes], stack.enter_context(gzip.GzipFile(fileobj=handle)))
+        first = 1
+        remaining = -1
+        if part is not None:
+            handle.seek(part.start)
+            first, remaining = part.first_line, part.end - part.start
         for number, raw in enumerate(handle, start=first):
             if remaining >= 0:
                 if remaining == 0:
@@ -156,29 +357,18 @@ def _jsonl_raw(
                 continue
             if number == 1 and raw.startswith(UTF8_BOM):
                 raw = raw[len(UTF8_BOM) :]  # written by some Windows tools; not part of the record
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield (
-                    number,
-                    raw,
-                    RecordError(source, number, "record", f"not UTF-8 ({exc.reason})"),
-                )
-                continue
-            try:
-                yield number, text, json.loads(text)
-            except json.JSONDecodeError as exc:
-                reason = f"invalid JSON: {exc.msg} at column {exc.colno}"
-                yield number, text, RecordError(source, number, "record", reason)
+            text, decoded = decode_line(file.source, number, raw)
+            yield number, text, decoded
 
 
-def _parquet_raw(path: Path) -> Iterator[tuple[int, str | bytes, Any | RecordError]]:
+def _parquet_raw(file: LogFile) -> Iterator[tuple[int, str | bytes, Any | RecordError]]:
     """Yield ``(row, raw, record)`` for every row of a Parquet file, one batch in memory."""
     import pyarrow.parquet as pq
 
-    source = str(path)
+    source = file.source
     try:
-        parquet = pq.ParquetFile(path)
+        target: Any = file.path if file.filesystem is None else file.open_binary()
+        parquet = pq.ParquetFile(target)
     except Exception as exc:  # pyarrow raises several types for a broken file
         yield 1, b"", RecordError(source, 1, "file", f"not a readable Parquet file: {exc}")
         return
@@ -261,7 +451,7 @@ class Quarantine:
 
 
 def read_conversations(
-    path: Path,
+    path: Path | LogFile,
     stats: ReadStats | None = None,
     quarantine: Quarantine | None = None,
     on_error: Callable[[RecordError], None] | None = None,
@@ -280,24 +470,48 @@ def read_conversations(
     Yields:
         Each valid conversation, in file order.
     """
-    stats = stats if stats is not None else ReadStats(str(path))
-    raw_records = _parquet_raw(path) if _is_parquet(path) else _jsonl_raw(path, part)
-    seen_ids: dict[str, int] = {}
-    for line, raw, decoded in raw_records:
+    file = as_log_file(path)
+    stats = stats if stats is not None else ReadStats(file.source)
+    yield from _read_file(file, stats, quarantine, on_error, part, {})
+
+
+def read_log(
+    files: Sequence[LogFile],
+    stats: ReadStats | None = None,
+    quarantine: Quarantine | None = None,
+    on_error: Callable[[RecordError], None] | None = None,
+) -> Iterator[Conversation]:
+    """Stream the valid conversations of a log of several files, in order, as one log.
+
+    Like :func:`read_conversations`, with one duplicate-id rule across all the files.
+    """
+    stats = stats if stats is not None else ReadStats(files[0].source if files else "")
+    seen: dict[str, tuple[str, int]] = {}
+    for file in files:
+        yield from _read_file(file, stats, quarantine, on_error, None, seen)
+
+
+def _read_file(
+    file: LogFile,
+    stats: ReadStats,
+    quarantine: Quarantine | None,
+    on_error: Callable[[RecordError], None] | None,
+    part: ByteRange | None,
+    seen_ids: dict[str, tuple[str, int]],
+) -> Iterator[Conversation]:
+    source = file.source
+    for line, raw, decoded in raw_records(file, part):
         stats.read += 1
         stats.last_line = line
         error: RecordError | None = decoded if isinstance(decoded, RecordError) else None
         conversation: Conversation | None = None
         if error is None:
             try:
-                conversation = parse_record(decoded, source=str(path), line=line)
+                conversation = parse_record(decoded, source=source, line=line)
             except RecordError as exc:
                 error = exc
         if conversation is not None and conversation.id in seen_ids:
-            first = seen_ids[conversation.id]
-            error = RecordError(
-                str(path), line, "id", f"duplicate id {conversation.id!r} (first on line {first})"
-            )
+            error = duplicate_error(source, line, conversation.id, *seen_ids[conversation.id])
         if error is not None or conversation is None:
             assert error is not None
             stats.quarantined += 1
@@ -307,7 +521,7 @@ def read_conversations(
             if on_error is not None:
                 on_error(error)
             continue
-        seen_ids[conversation.id] = line
+        seen_ids[conversation.id] = (source, line)
         stats.processed += 1
         yield conversation
 
@@ -438,13 +652,23 @@ def read_jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
 
 
 __all__ = [
+    "LOG_SUFFIXES",
     "JsonlWriter",
+    "LogFile",
+    "LogInputError",
     "Quarantine",
     "ReadStats",
+    "count_records",
+    "decode_line",
+    "duplicate_error",
     "export_csv",
+    "log_sha256",
     "open_text",
+    "raw_records",
     "read_conversations",
     "read_jsonl_records",
+    "read_log",
+    "resolve_log",
     "write_conversations",
     "write_parquet",
 ]

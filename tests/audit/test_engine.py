@@ -1,7 +1,12 @@
-"""Sharded audits (worker processes, a real local Ray) give byte-identical results to one run."""
+"""Sharded audits (worker processes, a real local Ray) give byte-identical results to one run.
+
+The Ray tests use the cluster at ``MHSAFETY_TEST_RAY_ADDRESS`` (CI starts one with
+``ray start --head``); without it the engine starts a local Ray itself.
+"""
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import os
@@ -15,7 +20,14 @@ from pathlib import Path
 import pytest
 
 from mhsafety.audit.engine import EngineSettings, plan_shards
-from mhsafety.logio import ReadStats, read_conversations
+from mhsafety.logio import (
+    LogInputError,
+    ReadStats,
+    read_conversations,
+    read_log,
+    resolve_log,
+    write_parquet,
+)
 from mhsafety.testing.cli import run_mhsafety
 
 SAME_FILES = (
@@ -27,6 +39,12 @@ SAME_FILES = (
     "review_queue.jsonl",
     "estimate.json",
 )
+
+
+def ray_engine() -> list[str]:
+    """``--engine ray``, on the CI's cluster when ``MHSAFETY_TEST_RAY_ADDRESS`` names one."""
+    address = os.environ.get("MHSAFETY_TEST_RAY_ADDRESS")
+    return ["--engine", "ray", "--workers", "2", *(["--address", address] if address else [])]
 
 
 def mhsafety(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -45,12 +63,21 @@ def messy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     lines.insert(900, "")
     (folder / "logs.jsonl").write_text("\n".join(lines) + "\n")
     shutil.copy(folder / "clean.truth.jsonl", folder / "logs.truth.jsonl")
+    # The same records as a directory of three files: JSONL, gzip and Parquet (in a subfolder);
+    # the duplicate's first copy is in a.jsonl, the second in the Parquet file.
+    logdir = folder / "logdir"
+    (logdir / "sub").mkdir(parents=True)
+    (logdir / "a.jsonl").write_text("\n".join(lines[:1000]) + "\n")
+    with gzip.open(logdir / "b.jsonl.gz", "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(lines[1000:1400]) + "\n")
+    write_parquet(logdir / "sub" / "c.parquet", [json.loads(line) for line in lines[1400:]])
     audit(folder, "local")
+    audit(folder, "local-dir", log="logdir")
     return folder
 
 
-def audit(folder: Path, workspace: str, *engine: str) -> None:
-    mhsafety("audit", "run", "logs.jsonl", "--workspace", workspace, *engine, cwd=folder)
+def audit(folder: Path, workspace: str, *engine: str, log: str = "logs.jsonl") -> None:
+    mhsafety("audit", "run", log, "--workspace", workspace, *engine, cwd=folder)
     labels = f"{workspace}-labels.csv"
     mhsafety(
         "audit",
@@ -66,16 +93,16 @@ def audit(folder: Path, workspace: str, *engine: str) -> None:
     mhsafety("audit", "report", workspace, cwd=folder)
 
 
-def assert_same_audit(folder: Path, workspace: str) -> None:
+def assert_same_audit(folder: Path, workspace: str, reference: str = "local") -> None:
     for name in SAME_FILES:
-        local = (folder / "local" / name).read_bytes()
+        local = (folder / reference / name).read_bytes()
         assert (folder / workspace / name).read_bytes() == local, name
 
     def report(ws: str) -> list[str]:  # the generation time is the one line that differs
         text = (folder / ws / "report.html").read_text()
         return [line for line in text.splitlines() if " UTC · mhsafety " not in line]
 
-    assert report(workspace) == report("local")
+    assert report(workspace) == report(reference)
 
 
 def test_shards_cover_the_file_exactly_with_true_line_numbers(tmp_path: Path) -> None:
@@ -120,9 +147,109 @@ def test_worker_processes_give_the_same_audit_byte_for_byte(messy: Path) -> None
 
 
 def test_a_local_ray_cluster_gives_the_same_audit_byte_for_byte(messy: Path) -> None:
-    audit(messy, "ray", "--engine", "ray", "--workers", "2")
+    audit(messy, "ray", *ray_engine())
     assert_same_audit(messy, "ray")
     assert json.loads((messy / "ray" / "run.json").read_text())["engine"]["engine"] == "ray"
+
+
+def test_a_directory_of_jsonl_gzip_and_parquet_files_reads_as_one_log(messy: Path) -> None:
+    local = json.loads((messy / "local-dir" / "run.json").read_text())
+    assert local["counts"]["read"] == 2002 and local["counts"]["quarantined"] == 2
+    entries = [json.loads(t) for t in (messy / "local-dir" / "quarantine.jsonl").open()]
+    assert [(e["file"], e["line"]) for e in entries] == [
+        (str(Path("logdir") / "a.jsonl"), 401),
+        (str(Path("logdir") / "sub" / "c.parquet"), 103),
+    ]
+    assert "(first on logdir/a.jsonl line 11)" in entries[1]["reason"]
+    # The same conversations, in the same order, screened the same as the single file.
+    screen = (messy / "local" / "screen.jsonl").read_bytes()
+    assert (messy / "local-dir" / "screen.jsonl").read_bytes() == screen
+
+
+def test_ray_data_on_a_directory_is_byte_identical_and_resumes_per_shard(messy: Path) -> None:
+    audit(messy, "ray-dir", *ray_engine(), "--shard-mb", "0.2", log="logdir")
+    assert_same_audit(messy, "ray-dir", reference="local-dir")
+    run = json.loads((messy / "ray-dir" / "run.json").read_text())
+    assert run["engine"]["engine"] == "ray" and run["engine"]["shards"] >= 4
+    assert run["counts"] == json.loads((messy / "local-dir" / "run.json").read_text())["counts"]
+    # A lost shard (as after a killed worker): only that shard is screened again.
+    shards = messy / "ray-dir" / "shards"
+    for path in shards.glob("00001.*"):
+        path.unlink()
+    (messy / "ray-dir" / "screen.jsonl").unlink()
+    mhsafety(
+        "audit",
+        "run",
+        "logdir",
+        "--workspace",
+        "ray-dir",
+        *ray_engine(),
+        "--shard-mb",
+        "0.2",
+        cwd=messy,
+    )
+    rerun = json.loads((messy / "ray-dir" / "run.json").read_text())
+    assert rerun["engine"]["shards_screened"] == 1
+    assert rerun["resumed_from"] == run["engine"]["shards"] - 1
+    assert_same_audit(messy, "ray-dir", reference="local-dir")
+
+
+def test_screen_gives_the_same_bytes_on_every_engine(messy: Path) -> None:
+    mhsafety("screen", "logdir", "-o", "screen-local.jsonl", cwd=messy)
+    uri = (messy / "logdir").as_uri()
+    runs = {
+        "procs": ["logdir", "--workers", "2", "--shard-mb", "0.2"],
+        "ray": ["logdir", *ray_engine(), "--shard-mb", "0.2"],
+        # The same shard plan for every engine: the encoder is batch-invariant only to ~1e-9,
+        # which can flip the evidence between two messages that score the same to 9 digits.
+        "ray-uri": [uri, *ray_engine(), "--shard-mb", "0.2"],
+    }
+    for name, args in runs.items():
+        mhsafety("screen", *args, "-o", f"screen-{name}.jsonl", cwd=messy)
+        local = (messy / "screen-local.jsonl").read_bytes()
+        assert (messy / f"screen-{name}.jsonl").read_bytes() == local, name
+        assert not (messy / f"screen-{name}.jsonl.shards").exists()
+    quarantine = (messy / "screen-local.jsonl.quarantine.jsonl").read_bytes()
+    for name in ("procs", "ray"):
+        assert (messy / f"screen-{name}.jsonl.quarantine.jsonl").read_bytes() == quarantine
+    uri_entries = (messy / "screen-ray-uri.jsonl.quarantine.jsonl").read_text()
+    assert f'"file": "{uri}/a.jsonl", "line": 401' in uri_entries
+
+
+def test_logs_resolve_from_directories_globs_uris_and_pyarrow_filesystems(
+    tmp_path: Path,
+) -> None:
+    from pyarrow.fs import LocalFileSystem, SubTreeFileSystem
+
+    good = {"messages": [{"role": "user", "content": "hello there"}]}
+    (tmp_path / "logs" / "2026").mkdir(parents=True)
+    (tmp_path / "logs" / "b.jsonl").write_text(json.dumps(good | {"id": "b"}) + "\n")
+    with gzip.open(tmp_path / "logs" / "2026" / "a.jsonl.gz", "wt") as handle:
+        handle.write(json.dumps(good | {"id": "a"}) + "\n" + json.dumps(good | {"id": "b"}) + "\n")
+    (tmp_path / "logs" / "notes.txt").write_text("not a log")
+    by_dir = resolve_log(tmp_path / "logs")
+    assert [f.source for f in by_dir] == [
+        str(tmp_path / "logs" / "2026" / "a.jsonl.gz"),
+        str(tmp_path / "logs" / "b.jsonl"),
+    ]
+    assert [f.source for f in resolve_log(str(tmp_path / "logs" / "*.jsonl"))] == [
+        str(tmp_path / "logs" / "b.jsonl")
+    ]
+    uri = (tmp_path / "logs").as_uri()
+    assert [f.source for f in resolve_log(uri)] == [f"{uri}/2026/a.jsonl.gz", f"{uri}/b.jsonl"]
+    subtree = SubTreeFileSystem(str(tmp_path), LocalFileSystem())
+    files = resolve_log("logs", filesystem=subtree)
+    assert [f.source for f in files] == ["logs/2026/a.jsonl.gz", "logs/b.jsonl"]
+    stats = ReadStats("logs")
+    assert [c.id for c in read_log(files, stats)] == ["a", "b"]
+    assert stats.quarantined == 1
+    assert stats.errors[0].reason == "duplicate id 'b' (first on logs/2026/a.jsonl.gz line 2)"
+    assert [s.path for s in plan_shards(files)] == ["logs/2026/a.jsonl.gz", "logs/b.jsonl"]
+    with pytest.raises(LogInputError):
+        resolve_log(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LogInputError, match="holds no log files"):
+        resolve_log(tmp_path / "empty")
 
 
 def test_a_killed_driver_resumes_from_its_finished_shards(messy: Path) -> None:

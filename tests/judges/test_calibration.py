@@ -76,6 +76,7 @@ def test_levels_that_would_overrule_the_lexicon_are_refused() -> None:
         ScreenCalibration.from_json(bad)
 
 
+# Scores are rounded to SCORE_DECIMALS (6) before decisions, hence abs=1e-6 below.
 # A two-word-vocabulary encoder: "risk" points one way, anything else the other. It makes the
 # pooling arithmetic exact, so the run rule can be checked without a trained model.
 RISK, OTHER = np.eye(EMBEDDING_DIM, dtype=np.float32)[:2]
@@ -125,7 +126,7 @@ def _judge(
 def test_a_single_message_must_clear_the_message_level() -> None:
     # sigmoid(4) = 0.982: high, but below the message level 0.99, and one message is no run
     [alone] = _judge().screen([conversation("risk")])
-    assert alone.scores[Category.SUICIDE] == pytest.approx(1 / (1 + np.exp(-4.0)))
+    assert alone.scores[Category.SUICIDE] == pytest.approx(1 / (1 + np.exp(-4.0)), abs=1e-6)
     assert not alone.flags[Category.SUICIDE]
 
 
@@ -144,12 +145,12 @@ def test_runs_are_at_most_window_messages_long() -> None:
     [screen] = judge.screen([conversation("risk", "hello", "hello")])
     contexts = [m.layers["context"][Category.SUICIDE] for m in screen.messages]
     assert contexts[0] == 0.0  # the first message has no run
-    assert contexts[1] == pytest.approx(1 / (1 + np.exp(-(10 * 2**-0.5 - 6))))
-    assert contexts[2] == pytest.approx(1 / (1 + np.exp(6.0)))
+    assert contexts[1] == pytest.approx(1 / (1 + np.exp(-(10 * 2**-0.5 - 6))), abs=1e-6)
+    assert contexts[2] == pytest.approx(1 / (1 + np.exp(6.0)), abs=1e-6)
     # a window of 3 pools all three: (RISK + 2 OTHER) / sqrt(5)
     [wide] = _judge(window=3).screen([conversation("risk", "hello", "hello")])
     last = wide.messages[2].layers["context"][Category.SUICIDE]
-    assert last == pytest.approx(1 / (1 + np.exp(-(10 * 5**-0.5 - 6))))
+    assert last == pytest.approx(1 / (1 + np.exp(-(10 * 5**-0.5 - 6))), abs=1e-6)
 
 
 def test_a_calibration_for_another_encoder_is_refused() -> None:
@@ -182,7 +183,7 @@ def test_a_short_follow_up_is_tested_only_inside_its_runs() -> None:
     # the raw score stays in its layer; the combined score (what the message level and the
     # guard read) is zero
     raw = short.messages[1].layers["embedding"][Category.SUICIDE]
-    assert raw == pytest.approx(1 / (1 + np.exp(-4.0)))
+    assert raw == pytest.approx(1 / (1 + np.exp(-4.0)), abs=1e-6)
     assert short.messages[1].combined[Category.SUICIDE] == 0.0
     # long enough to stand alone
     [long] = strict.screen([conversation("hello there friend", "risk it all now")])
@@ -204,10 +205,10 @@ def test_token_weighted_runs_let_a_long_message_outweigh_a_short_one() -> None:
     [uniform] = _judge().screen([texts])
     [weighted] = _judge(run_weighting="tokens").screen([texts])
     assert uniform.messages[1].layers["context"][Category.SUICIDE] == pytest.approx(
-        1 / (1 + np.exp(-(10 * 2**-0.5 - 6)))
+        1 / (1 + np.exp(-(10 * 2**-0.5 - 6))), abs=1e-6
     )
     assert weighted.messages[1].layers["context"][Category.SUICIDE] == pytest.approx(
-        1 / (1 + np.exp(-(10 * 10**-0.5 - 6)))
+        1 / (1 + np.exp(-(10 * 10**-0.5 - 6))), abs=1e-6
     )
     assert uniform.flags[Category.SUICIDE] and not weighted.flags[Category.SUICIDE]
 

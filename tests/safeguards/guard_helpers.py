@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mhsafety.safeguards.batching import MicroBatching
 from mhsafety.safeguards.guard import Guard
 from mhsafety.safeguards.log import GuardLog
 from mhsafety.safeguards.server import create_app
@@ -32,10 +33,11 @@ def guard_server(
     timeout: float | None = None,
     client_key: str | None = None,
     flush_every: float = 5.0,
+    batching: MicroBatching | None = None,
 ) -> Iterator[RunningGuard]:
     """A real guard server (uvicorn) on an ephemeral loopback port; stopped at exit."""
     upstream = OpenAIUpstream(upstream_url)
-    guard = Guard(upstream=upstream, layers=tuple(layers))
+    guard = Guard(upstream=upstream, layers=tuple(layers), batching=batching or MicroBatching())
     if timeout is not None:
         from dataclasses import replace
 

@@ -15,15 +15,19 @@ a local run's. Verdicts do not depend on which conversations share a batch (the 
 batch-invariant, scores are rounded), which is what makes this possible; a test compares the
 outputs byte for byte.
 
+A log may be several files (a directory, a glob, a URI through a pyarrow filesystem): shards
+never span files, each record keeps its file and line, and the merge applies one duplicate-id
+rule across files in the same order a local read does.
+
 Engines: ``local`` (one process, the default), ``processes`` (``--workers N`` on one machine)
-and ``ray`` (``--engine ray [--address ADDR]``: one actor per worker on a Ray cluster; every
-node must see the input path).
+and ``ray`` (``--engine ray [--address ADDR]``: Ray Data reads the shards and ``map_batches``
+screens them on a pool of actors, see :mod:`mhsafety.audit.raydata`; every node must see the
+input path or URI).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,10 +39,13 @@ from typing import Any
 from mhsafety.audit.screening import ScreenSettings, screen_conversations
 from mhsafety.conversation import RecordError
 from mhsafety.logio import (
-    PARQUET_SUFFIXES,
     ByteRange,
+    LogFile,
     Quarantine,
     ReadStats,
+    as_log_file,
+    duplicate_error,
+    raw_records,
     read_conversations,
 )
 
@@ -75,13 +82,26 @@ class Shard:
     """One unit of work: a file, or a byte range of one."""
 
     index: int
-    path: str
+    file: LogFile
     part: ByteRange | None = None
+
+    @property
+    def path(self) -> str:
+        """The file's name in errors (its path or URI)."""
+        return self.file.source
 
     @property
     def label(self) -> str:
         """``NNNNN``: the shard's file stem in ``shards/``."""
         return f"{self.index:05d}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready identity, stored in the shard's marker."""
+        return {
+            "index": self.index,
+            "path": self.path,
+            "part": None if self.part is None else asdict(self.part),
+        }
 
 
 @dataclass
@@ -99,27 +119,25 @@ class ShardResult:
     seconds: float
 
 
-def plan_shards(paths: Sequence[Path], target_bytes: int = SHARD_BYTES) -> list[Shard]:
+def plan_shards(paths: Sequence[Path | LogFile], target_bytes: int = SHARD_BYTES) -> list[Shard]:
     """Cut the input files into shards, in input order (one pass over uncompressed JSONL)."""
     shards: list[Shard] = []
     for path in paths:
-        suffix = path.suffix.lower()
-        if suffix == ".gz" or suffix in PARQUET_SUFFIXES:
-            shards.append(Shard(len(shards), str(path)))
+        file = as_log_file(path)
+        if file.is_gzip or file.is_parquet:
+            shards.append(Shard(len(shards), file))
             continue
         start, line, position = 0, 1, 0
         first_line = 1
-        with open(path, "rb") as handle:
+        with file.open_binary() as handle:
             for raw in handle:
                 position += len(raw)
                 line += 1
                 if position - start >= target_bytes:
-                    shards.append(
-                        Shard(len(shards), str(path), ByteRange(start, position, first_line))
-                    )
+                    shards.append(Shard(len(shards), file, ByteRange(start, position, first_line)))
                     start, first_line = position, line
-        if position > start or not shards or shards[-1].path != str(path):
-            shards.append(Shard(len(shards), str(path), ByteRange(start, position, first_line)))
+        if position > start or not shards or shards[-1].path != file.source:
+            shards.append(Shard(len(shards), file, ByteRange(start, position, first_line)))
     return shards
 
 
@@ -131,8 +149,7 @@ def screen_shard(
 
     catalog = catalog or ResourceCatalog.load()
     started = time.perf_counter()
-    path = Path(shard.path)
-    stats = ReadStats(str(path))
+    stats = ReadStats(shard.path)
     quarantine_lines: list[str] = []
     ids: list[tuple[str, int]] = []
 
@@ -149,7 +166,7 @@ def screen_shard(
             lines[conversation.id] = stats.last_line
             yield conversation
 
-    conversations = read_conversations(path, stats, _Collect(None), part=shard.part)
+    conversations = read_conversations(shard.file, stats, _Collect(None), part=shard.part)
     screen_lines = []
     for conversation, record in screen_conversations(
         remember(conversations), judge, catalog, settings
@@ -183,17 +200,6 @@ def _init_worker(spec: JudgeSpec, settings: ScreenSettings) -> None:
 
 def _screen_in_worker(shard: Shard) -> ShardResult:
     return screen_shard(shard, _WORKER["judge"], _WORKER["settings"], _WORKER["catalog"])
-
-
-class RayScreener:
-    """A Ray actor: loads the judge once, then screens the shards it is given."""
-
-    def __init__(self, spec: JudgeSpec, settings: ScreenSettings) -> None:
-        _init_worker(spec, settings)
-
-    def screen(self, shard: Shard) -> ShardResult:
-        """Screen one shard."""
-        return _screen_in_worker(shard)
 
 
 @dataclass(frozen=True)
@@ -241,7 +247,7 @@ def shard_is_done(folder: Path, shard: Shard, config_hash: str) -> bool:
         meta = json.loads(marker.read_text("utf-8"))
     except json.JSONDecodeError:
         return False
-    return bool(meta.get("config_hash") == config_hash and meta.get("shard") == asdict(shard))
+    return bool(meta.get("config_hash") == config_hash and meta.get("shard") == shard.to_dict())
 
 
 def write_shard(folder: Path, shard: Shard, result: ShardResult, config_hash: str) -> None:
@@ -254,7 +260,7 @@ def write_shard(folder: Path, shard: Shard, result: ShardResult, config_hash: st
         os.replace(temporary, path)
     meta = {
         "config_hash": config_hash,
-        "shard": asdict(shard),
+        "shard": shard.to_dict(),
         "ids": result.ids,
         "read": result.read,
         "processed": result.processed,
@@ -307,59 +313,24 @@ def run_shards(
                 result = future.result()
                 done(by_index[result.shard], result)
     elif engine.engine == "ray":
-        _run_on_ray(pending, spec, settings, engine, lambda r: done(by_index[r.shard], r))
+        from mhsafety.audit.raydata import run_on_ray_data
+
+        run_on_ray_data(pending, spec, settings, engine, lambda r: done(by_index[r.shard], r))
     else:  # pragma: no cover - guarded by EngineSettings
         raise EngineError(f"engine {engine.engine!r} does not shard")
     return len(pending)
 
 
-def _run_on_ray(
-    pending: Sequence[Shard],
-    spec: JudgeSpec,
-    settings: ScreenSettings,
-    engine: EngineSettings,
-    done: Callable[[ShardResult], None],
-) -> None:
-    try:
-        import ray
-        from ray.util import ActorPool
-    except ImportError as exc:
-        raise EngineError("--engine ray needs Ray: pip install 'mhsafety[scale]'") from exc
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(
-            address=engine.address,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-            configure_logging=False,
-        )
-    try:
-        actor = ray.remote(num_cpus=1)(RayScreener)
-        count = min(engine.workers, len(pending))
-        actors: list[Any] = [actor.remote(spec, settings) for _ in range(count)]
-        pool = ActorPool(actors)
-        for result in pool.map_unordered(lambda a, shard: a.screen.remote(shard), list(pending)):
-            done(result)
-        for a in actors:
-            ray.kill(a)
-    finally:
-        if started_here:
-            ray.shutdown()
-
-
 # --------------------------------------------------------------------------- merge
 
 
-def _lines_of(path: Path, wanted: set[int]) -> dict[int, str]:
-    """The text of some lines of a JSONL file (for the rare cross-shard duplicate)."""
-    found: dict[int, str] = {}
-    if not wanted:
-        return found
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if number in wanted:
-                found[number] = raw.decode("utf-8", errors="replace").rstrip("\n")
+def _raw_of(file: LogFile, wanted: set[int]) -> dict[int, str | bytes]:
+    """The raw records at some lines (rows) of a log file (for the rare cross-shard duplicate)."""
+    found: dict[int, str | bytes] = {}
+    if wanted:
+        for line, raw, _ in raw_records(file):
+            if line in wanted:
+                found[line] = raw
     return found
 
 
@@ -368,13 +339,17 @@ def merge_shards(
 ) -> ReadStats:
     """Join shards in input order into one screen file and one quarantine file.
 
-    An id screened in an earlier shard is moved to quarantine as a duplicate, naming the line
-    it first appeared on, exactly as one reader of the whole file reports it.
+    An id screened in an earlier shard (of any file) is moved to quarantine as a duplicate,
+    naming where it first appeared, exactly as one reader of the whole log reports it.
+    Quarantine entries are ordered by file (in input order), then line.
     """
     stats = ReadStats(source)
-    seen: dict[str, int] = {}
-    duplicates: list[tuple[str, int, int, str]] = []  # (id, line, first line, path)
-    quarantine: list[tuple[int, str]] = []
+    seen: dict[str, tuple[str, int]] = {}
+    duplicates: list[tuple[str, int, Shard]] = []  # (id, line, shard)
+    quarantine: list[tuple[int, int, str]] = []  # (file rank, line, entry)
+    rank: dict[str, int] = {}
+    for shard in shards:
+        rank.setdefault(shard.path, len(rank))
     with open(screen_path, "w", encoding="utf-8") as screen:
         for shard in shards:
             meta = json.loads(_marker(folder, shard).read_text("utf-8"))
@@ -384,28 +359,63 @@ def merge_shards(
             lines = (folder / f"{shard.label}.screen.jsonl").read_text("utf-8").splitlines()
             for text, (cid, line) in zip(lines, meta["ids"], strict=True):
                 if cid in seen:
-                    duplicates.append((cid, int(line), seen[cid], shard.path))
+                    duplicates.append((cid, int(line), shard))
                     continue
-                seen[cid] = int(line)
+                seen[cid] = (shard.path, int(line))
                 screen.write(text + "\n")
             for text in (
                 (folder / f"{shard.label}.quarantine.jsonl").read_text("utf-8").splitlines()
             ):
-                quarantine.append((int(json.loads(text)["line"]), text))
-    by_path: dict[str, set[int]] = {}
-    for _, line, _, path in duplicates:
-        by_path.setdefault(path, set()).add(line)
-    raw = {path: _lines_of(Path(path), lines) for path, lines in by_path.items()}
-    for cid, line, first, path in duplicates:
-        error = RecordError(path, line, "id", f"duplicate id {cid!r} (first on line {first})")
-        quarantine.append((line, Quarantine.entry(error, raw[path].get(line, ""))))
+                entry = json.loads(text)
+                quarantine.append((rank.get(entry["file"], rank[shard.path]), entry["line"], text))
+    by_file: dict[str, tuple[LogFile, set[int]]] = {}
+    for _, line, shard in duplicates:
+        by_file.setdefault(shard.path, (shard.file, set()))[1].add(line)
+    raw = {path: _raw_of(file, lines) for path, (file, lines) in by_file.items()}
+    for cid, line, shard in duplicates:
+        error = duplicate_error(shard.path, line, cid, *seen[cid])
+        entry = Quarantine.entry(error, raw[shard.path].get(line, ""))
+        quarantine.append((rank[shard.path], line, entry))
         stats.processed -= 1
         stats.quarantined += 1
-    quarantine.sort(key=lambda item: item[0])
+    quarantine.sort(key=lambda item: (item[0], item[1]))
     if quarantine:
-        quarantine_path.write_text("".join(t + "\n" for _, t in quarantine), "utf-8")
+        quarantine_path.write_text("".join(t + "\n" for _, _, t in quarantine), "utf-8")
     else:
         quarantine_path.unlink(missing_ok=True)
+    return stats
+
+
+def screen_sharded(
+    files: Sequence[LogFile],
+    source: str,
+    output: Path,
+    quarantine: Path,
+    spec: JudgeSpec,
+    settings: ScreenSettings,
+    engine: EngineSettings,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> ReadStats:
+    """`mhsafety screen` on a sharded engine: the same output and quarantine bytes.
+
+    Shards go to ``OUTPUT.shards/`` (kept when the run is killed, so a rerun with the same
+    input and settings screens only unfinished shards) and are removed after the merge.
+    """
+    import hashlib
+    import shutil
+
+    from mhsafety.logio import log_sha256
+
+    screen = {k: v for k, v in asdict(settings).items() if k != "batch_size"}
+    decisive = {"judge": spec.name, "settings": screen, "input": log_sha256(files)}
+    config_hash = hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
+    folder = output.with_name(output.name + ".shards")
+    shards = plan_shards(files, engine.bytes_per_shard(sum(f.size() for f in files)))
+    run_shards(shards, folder, spec, settings, engine, config_hash, progress=progress)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    stats = merge_shards(shards, folder, output, quarantine, source)
+    shutil.rmtree(folder, ignore_errors=True)
     return stats
 
 
@@ -421,4 +431,7 @@ __all__ = [
     "plan_shards",
     "run_shards",
     "screen_shard",
+    "screen_sharded",
+    "shard_is_done",
+    "write_shard",
 ]

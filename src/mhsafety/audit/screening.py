@@ -100,11 +100,15 @@ def screen_conversations(
 ) -> Iterator[tuple[Conversation, dict[str, Any]]]:
     """Screen conversations in batches, in input order.
 
+    A judge may ask for larger batches (``preferred_batch_size``: an LLM judge wants many
+    calls per batch, and thousands with a provider batch API); the larger size is used.
+
     Yields:
         ``(conversation, record)`` pairs, one per input conversation.
     """
     settings = settings or ScreenSettings()
-    for batch in batched(conversations, settings.batch_size):
+    size = max(settings.batch_size, int(getattr(judge, "preferred_batch_size", 0)))
+    for batch in batched(conversations, size):
         verdicts: Sequence[ConversationScreen] = judge.screen(batch)
         if len(verdicts) != len(batch):
             raise RuntimeError(

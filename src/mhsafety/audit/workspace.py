@@ -21,7 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,10 +46,13 @@ from mhsafety.interventions import ResourceCatalog
 from mhsafety.judges.base import ScreeningJudge
 from mhsafety.logio import (
     JsonlWriter,
+    LogFile,
     Quarantine,
     ReadStats,
-    read_conversations,
+    log_sha256,
     read_jsonl_records,
+    read_log,
+    resolve_log,
 )
 from mhsafety.taxonomy import CATEGORIES, Category
 
@@ -218,7 +221,7 @@ def _already_screened(path: Path) -> set[str]:
 
 
 def run_screen(
-    log_path: Path,
+    log_path: Path | str | Sequence[LogFile],
     workspace: Workspace,
     judge: ScreeningJudge,
     catalog: ResourceCatalog,
@@ -235,11 +238,15 @@ def run_screen(
     each building the judge from ``judge_spec``; the shards are merged into the same files a
     local run writes (see :mod:`mhsafety.audit.engine`). The engine is not part of the
     configuration: the same audit may be resumed on another engine.
+
+    ``log_path`` is a file, a directory, a glob or a URI (see
+    :func:`~mhsafety.logio.resolve_log`), or the files already resolved.
     """
     workspace.root.mkdir(parents=True, exist_ok=True)
+    files, source = _log_files(log_path)
     config = AuditConfig(
-        input=str(log_path),
-        input_sha256=sha256_file(log_path),
+        input=source,
+        input_sha256=log_sha256(files),
         judge=judge.info.to_dict(),
         screen=asdict(settings),
         sampling=plan.to_dict(),
@@ -260,10 +267,10 @@ def run_screen(
         if judge_spec is None:
             raise WorkspaceError("a sharded engine needs the judge's name (judge_spec)")
         return _run_sharded(
-            log_path, workspace, config.hash, judge_spec, settings, engine, progress
+            files, source, workspace, config.hash, judge_spec, settings, engine, progress
         )
     done = _already_screened(workspace.screen)
-    stats = ReadStats(str(log_path))
+    stats = ReadStats(source)
     started = time.perf_counter()
 
     def pending(conversations: Iterator[Conversation]) -> Iterator[Conversation]:
@@ -278,7 +285,7 @@ def run_screen(
         Quarantine(workspace.quarantine) as quarantine,
         open(workspace.screen, "a", encoding="utf-8") as out,
     ):
-        conversations = read_conversations(log_path, stats, quarantine)
+        conversations = read_log(files, stats, quarantine)
         for _, record in screen_conversations(pending(conversations), judge, catalog, settings):
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             if progress:
@@ -296,8 +303,17 @@ def run_screen(
     return stats
 
 
+def _log_files(log: Path | str | Sequence[LogFile]) -> tuple[list[LogFile], str]:
+    """The files of a log and how to name it."""
+    if isinstance(log, (str, Path)):
+        return resolve_log(log), str(log)
+    files = list(log)
+    return files, files[0].source if len(files) == 1 else ", ".join(f.source for f in files)
+
+
 def _run_sharded(
-    log_path: Path,
+    files: Sequence[LogFile],
+    source: str,
     workspace: Workspace,
     config_hash: str,
     spec: JudgeSpec,
@@ -306,13 +322,12 @@ def _run_sharded(
     progress: ProgressCallback | None,
 ) -> ReadStats:
     started = time.perf_counter()
-    shards = plan_shards([log_path], engine.bytes_per_shard(log_path.stat().st_size))
+    total_bytes = sum(f.size() for f in files)
+    shards = plan_shards(files, engine.bytes_per_shard(total_bytes))
     ran = run_shards(
         shards, workspace.shards, spec, settings, engine, config_hash, progress=progress
     )
-    stats = merge_shards(
-        shards, workspace.shards, workspace.screen, workspace.quarantine, str(log_path)
-    )
+    stats = merge_shards(shards, workspace.shards, workspace.screen, workspace.quarantine, source)
     run_info = {
         "config_hash": config_hash,
         "counts": stats.to_dict(),
@@ -362,7 +377,7 @@ def sample_is_drawn(workspace: Workspace) -> bool:
 
 
 def write_review_queue(
-    log_path: Path, workspace: Workspace, plan: SamplingPlan
+    log_path: Path | str | Sequence[LogFile], workspace: Workspace, plan: SamplingPlan
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Draw the review sample and write the blinded queue and the (hidden) design.
 
@@ -378,7 +393,7 @@ def write_review_queue(
     queue[["id", "stratum", "inclusion_prob", "review_order"]].to_csv(workspace.design, index=False)
     order = dict(zip(queue["id"], queue["review_order"], strict=True))
     selected: dict[int, Conversation] = {}
-    for conversation in read_conversations(log_path):
+    for conversation in read_log(_log_files(log_path)[0]):
         if conversation.id in order:
             selected[int(order[conversation.id])] = conversation
     with (

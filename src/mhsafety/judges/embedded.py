@@ -59,6 +59,10 @@ STRENGTH_SIGNAL: dict[str, float] = {
 """Lexicon signal per pattern strength (contextual terms alone stay below most levels)."""
 
 FloatMatrix = npt.NDArray[np.float64] | npt.NDArray[np.float32]
+SCORE_DECIMALS = 6
+"""Scores are rounded to this many decimals before anything is decided on them: the encoder's
+output moves by about 1e-9 with the batch a message shares (padding width) and with the
+per-process cache, and decisions (flags, which message is cited) must not."""
 
 
 def signal_from_hits(hits: Sequence[LexiconHit]) -> dict[Category, float]:
@@ -252,7 +256,7 @@ class EmbeddedJudge:
         shifted[k:] = cumulative[:-k]
         pooled = cumulative - shifted
         pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        probabilities = self.head.probabilities(pooled.astype(np.float32))
+        probabilities = np.round(self.head.probabilities(pooled.astype(np.float32)), SCORE_DECIMALS)
         probabilities[0] = 0.0
         return probabilities
 
@@ -269,7 +273,7 @@ class EmbeddedJudge:
         windows = [self.encoder.windows(text) for text in texts]
         flat = [w for pieces in windows for w in pieces]
         vectors = self.encoder.encode(flat)
-        window_probs = self.head.probabilities(vectors)
+        window_probs = np.round(self.head.probabilities(vectors), SCORE_DECIMALS)
         if len(flat) == len(texts):
             return vectors, window_probs
         counts = np.fromiter((len(p) for p in windows), dtype=np.int64, count=len(windows))

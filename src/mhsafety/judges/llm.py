@@ -9,9 +9,13 @@ transport retries, gives a verdict with ``error`` set: counted as a judge error,
 "no risk".
 
 Checked replies go to the :class:`~mhsafety.judges.ledger.VerdictLedger`, so a rerun (or
-a resumed run) never repeats a call that already succeeded. Concurrency, timeouts and
-transport retries are Inspect's (``max_connections``, ``timeout``, ``attempt_timeout``,
-``max_retries``); they are always set explicitly, since Inspect retries forever by default.
+a resumed run) never repeats a call that already succeeded. Timeouts and transport retries
+are Inspect's (``timeout``, ``attempt_timeout``, ``max_retries``); they are always set
+explicitly, since Inspect retries forever by default. Concurrency is set per provider,
+endpoint or model (``connections``, else ``max_connections``): the judge runs that many
+workers, each taking the next item when its call is done, and gives Inspect the same
+limit. With ``batch`` set, calls go through the provider's batch API (Inspect's batchers:
+OpenAI, Anthropic, Google, Together, Grok).
 
 Inspect is an optional dependency (``pip install 'mhsafety[llm]'``), imported only here.
 """
@@ -19,7 +23,9 @@ Inspect is an optional dependency (``pip install 'mhsafety[llm]'``), imported on
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -48,10 +54,28 @@ from mhsafety.judges.rubric import Rubric, encode_messages
 from mhsafety.taxonomy import CATEGORIES, Category
 
 if TYPE_CHECKING:
-    from inspect_ai.model import ChatMessage, GenerateConfig, Model
+    from inspect_ai.model import ChatMessage, GenerateConfig, Model, ResponseSchema
 
 T = TypeVar("T")
+U = TypeVar("U")
 JUDGE_VERSION = "1.0.0"
+DEFAULT_CONNECTIONS = 10
+"""Concurrent calls when nothing is configured (Inspect's own default per provider)."""
+DEFAULT_BATCH_CONNECTIONS = 10_000
+"""Requests handed to a batcher at once (Inspect's ceiling in batch mode)."""
+START_SPACING = 0.004
+"""Seconds between worker starts: about the judge's CPU time per call on one core."""
+MAX_START_SPREAD = 1.0
+"""Seconds over which all workers have started, whatever their number."""
+PREFERRED_ROUNDS = 8
+"""Calls per connection in one audit batch (see ``LLMJudge.preferred_batch_size``)."""
+DEFAULT_TIMEOUT = 600.0
+DEFAULT_ATTEMPT_TIMEOUT = 120.0
+BATCH_PROVIDERS = ("openai", "anthropic", "google", "together", "grok")
+"""Providers with a batch API in Inspect 0.3.285 (``openai-api/...`` servers have none)."""
+BATCH_KEYS = frozenset(
+    {"size", "max_size", "send_delay", "tick", "max_batches", "max_consecutive_check_failures"}
+)
 RETRY_PROMPT = (
     "That reply cannot be used: {reason}. Reply again with the JSON object only, as the "
     "system message describes, quoting only words that occur verbatim in the data."
@@ -60,6 +84,34 @@ RETRY_PROMPT = (
 
 class JudgeSetupError(ValueError):
     """The judge cannot be built (missing extra, bad settings)."""
+
+
+def batch_config(value: Any) -> bool | int | dict[str, Any] | None:
+    """The ``batch`` setting checked: ``true``/``false``, a batch size, or BatchConfig keys.
+
+    Raises:
+        JudgeSetupError: an unknown key or a value of the wrong kind.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if value < 1:
+            raise JudgeSetupError("batch: a batch size must be >= 1")
+        return value
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - BATCH_KEYS)
+        if unknown:
+            raise JudgeSetupError(
+                f"batch: unknown keys {', '.join(map(str, unknown))} "
+                f"(known: {', '.join(sorted(BATCH_KEYS))})"
+            )
+        bad = [k for k, v in value.items() if isinstance(v, bool) or not isinstance(v, int | float)]
+        if bad:
+            raise JudgeSetupError(f"batch: {', '.join(bad)} must be numbers")
+        return dict(value)
+    raise JudgeSetupError(
+        "batch must be true, false, a batch size or a mapping of BatchConfig keys"
+    )
 
 
 @dataclass(frozen=True)
@@ -76,12 +128,22 @@ class LLMJudgeSettings:
     api_key_env: str | None = None
     screen_rubric: str = "screen-v1"
     grade_rubric: str = "grade-v1"
-    max_connections: int = 10
+    max_connections: int | None = None
+    """Concurrent calls for any provider not named in ``connections`` (default 10, or
+    10,000 with ``batch``)."""
+    connections: dict[str, int] = field(default_factory=dict)
+    """Concurrent calls by provider (``openai``), service (``openai-api/vllm``), endpoint
+    (a ``base_url``) or model (``anthropic/claude-sonnet-4-5``); the most specific wins."""
+    batch: bool | int | dict[str, Any] | None = None
+    """Use the provider's batch API through Inspect: ``true``, a batch size, or the keys of
+    Inspect's ``BatchConfig`` (``size``, ``max_size``, ``send_delay``, ``tick``, ...)."""
     max_retries: int = 3
     """Inspect's transport retries per call (429s, 5xx); never unlimited."""
-    timeout: float = 600.0
-    """Seconds for one call including its transport retries."""
-    attempt_timeout: float = 120.0
+    timeout: float | None = None
+    """Seconds for one call including its transport retries (default 600; no limit with
+    ``batch``, since a batch can take up to 24 hours)."""
+    attempt_timeout: float | None = None
+    """Seconds per attempt (default 120; no limit with ``batch``)."""
     content_retries: int = 1
     """Extra asks after a reply fails the JSON, schema or quote checks."""
     temperature: float | None = 0.0
@@ -124,8 +186,45 @@ class LLMJudgeSettings:
         """Reject settings that cannot work."""
         if "/" not in self.model:
             raise JudgeSetupError(f"{self.model!r} is not a provider/model name")
-        if self.max_connections < 1 or self.max_retries < 0 or self.content_retries < 0:
-            raise JudgeSetupError("max_connections >= 1, max_retries and content_retries >= 0")
+        limits: list[Any] = [] if self.max_connections is None else [self.max_connections]
+        if not isinstance(self.connections, dict):
+            raise JudgeSetupError("connections must map a provider, endpoint or model to a number")
+        limits += self.connections.values()
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in limits):
+            raise JudgeSetupError("max_connections and connections must be whole numbers >= 1")
+        if self.max_retries < 0 or self.content_retries < 0:
+            raise JudgeSetupError("max_retries and content_retries must be >= 0")
+        if self.batching:
+            provider = self.model.split("/", 1)[0]
+            if provider not in BATCH_PROVIDERS:
+                raise JudgeSetupError(
+                    f"batch: Inspect has no batch API for {provider!r} models "
+                    f"(it has for {', '.join(BATCH_PROVIDERS)})"
+                )
+            batch_config(self.batch)  # rejects unknown keys and bad values
+
+    def connection_limit(self) -> int:
+        """Concurrent calls for this model: the most specific ``connections`` entry wins.
+
+        Looked up by model name, then endpoint (``base_url``), then each shorter prefix of
+        the model name (``openai-api/vllm``, ``openai-api``), then ``max_connections``.
+        """
+        parts = self.model.split("/")
+        candidates = [self.model]
+        if self.base_url:
+            candidates += [self.base_url, self.base_url.rstrip("/")]
+        candidates += ["/".join(parts[:n]) for n in range(len(parts) - 1, 0, -1)]
+        for candidate in candidates:
+            if candidate in self.connections:
+                return self.connections[candidate]
+        if self.max_connections is not None:
+            return self.max_connections
+        return DEFAULT_BATCH_CONNECTIONS if self.batching else DEFAULT_CONNECTIONS
+
+    @property
+    def batching(self) -> bool:
+        """True when calls go through the provider's batch API."""
+        return self.batch not in (None, False, 0)
 
     def with_changes(self, **changes: Any) -> LLMJudgeSettings:
         """A copy with some fields changed."""
@@ -187,10 +286,60 @@ class _LoopThread:
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
+    @staticmethod
+    async def _cancel_background() -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def close(self) -> None:
+        self.run(self._cancel_background())  # e.g. Inspect's batch poller
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
         self.loop.close()
+
+
+def _fresh_transcript() -> None:
+    """Give the current task a new Inspect transcript that keeps no raw API payloads.
+
+    Outside an eval nobody reads Inspect's transcript, but by default it still copies and
+    condenses every request and response (about 8 % of the judge's CPU per call), and a
+    transcript that lives as long as a worker would keep every event. Best effort: if a
+    later Inspect moves this internal, its default transcript is used.
+    """
+    try:
+        from inspect_ai.log import Transcript
+        from inspect_ai.log._transcript import init_transcript
+    except ImportError:  # pragma: no cover - depends on the installed Inspect
+        return
+    init_transcript(Transcript(log_model_api=False))
+
+
+def _batch_progress_to_stderr() -> None:
+    """Send Inspect's batch progress lines to stderr; it prints them to stdout."""
+    try:
+        from inspect_ai.model._providers.util.batch_log import set_batch_log_callback
+    except ImportError:  # pragma: no cover - depends on the installed Inspect
+        return
+    set_batch_log_callback(lambda message: print(message, file=sys.stderr, flush=True))
+
+
+@functools.cache
+def _shared_schema_type() -> type[ResponseSchema]:
+    """A ``ResponseSchema`` that copies as itself.
+
+    Inspect deep-copies the whole generate config on every call (twice); for a rubric's
+    JSON schema that was about a fifth of the judge's CPU per call. The judge builds one
+    schema per rubric and never changes it, so sharing it is safe.
+    """
+    from inspect_ai.model import ResponseSchema
+
+    class SharedResponseSchema(ResponseSchema):
+        def __deepcopy__(self, memo: dict[int, Any] | None = None) -> SharedResponseSchema:
+            return self
+
+    return SharedResponseSchema
 
 
 class LLMJudge:
@@ -236,15 +385,31 @@ class LLMJudge:
         """Model, rubrics (with hashes) and generation settings."""
         return self._info
 
+    @property
+    def connection_limit(self) -> int:
+        """Concurrent calls this judge makes (see :meth:`LLMJudgeSettings.connection_limit`)."""
+        return self.settings.connection_limit()
+
+    @property
+    def preferred_batch_size(self) -> int:
+        """Items per ``screen`` call that keep every connection busy between batches.
+
+        Each batch waits for its slowest call, so a batch holds several rounds of calls; with
+        a provider batch API, as many requests as may wait in batches at once.
+        """
+        if self.settings.batching:
+            return self.connection_limit
+        return PREFERRED_ROUNDS * self.connection_limit
+
     # -- public, synchronous -------------------------------------------------------------
 
     def screen(self, conversations: Sequence[Conversation]) -> list[ConversationScreen]:
-        """Screen a batch concurrently (bounded by ``max_connections``)."""
-        return self._run_all([self._screen_one(c) for c in conversations])
+        """Screen a batch concurrently (at most :attr:`connection_limit` calls at once)."""
+        return self._run_all(self._screen_one, conversations)
 
     def grade(self, items: Sequence[ResponseItem]) -> list[ResponseGrade]:
         """Grade a batch of responses concurrently."""
-        return self._run_all([self._grade_one(item) for item in items])
+        return self._run_all(self._grade_one, items)
 
     def close(self) -> None:
         """Release the event loop and the ledger file."""
@@ -257,16 +422,43 @@ class LLMJudge:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _run_all(self, jobs: list[Awaitable[T]]) -> list[T]:
-        if not jobs:
+    def _run_all(self, work: Callable[[U], Awaitable[T]], items: Sequence[U]) -> list[T]:
+        if not items:
             return []
         if self._loop is None:
             self._loop = _LoopThread()
+        return self._loop.run(self._pool(work, items))
 
-        async def gather() -> list[T]:
-            return list(await asyncio.gather(*jobs))
+    async def _pool(self, work: Callable[[U], Awaitable[T]], items: Sequence[U]) -> list[T]:
+        """``work`` over ``items`` by :attr:`connection_limit` workers; results in order.
 
-        return self._loop.run(gather())
+        A worker takes the next item only when its call is done, so the items' own work
+        (rendering, Inspect's per-call set-up, checking) is spread between calls instead of
+        all of it running before the first call goes out, and memory stays flat in the
+        number of items. Workers start :data:`START_SPACING` apart: started together, all
+        their calls are prepared in one burst on the event loop, come back in one burst a
+        latency later and stay in lockstep, each waiting for the whole burst (at 128
+        connections that cost 8 to 10 points of throughput).
+        """
+        results: dict[int, T] = {}
+        pending = iter(range(len(items)))
+        workers = min(self.connection_limit, len(items))
+        spacing = 0.0 if self.settings.batching else min(START_SPACING, MAX_START_SPREAD / workers)
+
+        async def worker(position: int) -> None:
+            if spacing and position:
+                await asyncio.sleep(position * spacing)
+            for index in pending:
+                _fresh_transcript()
+                results[index] = await work(items[index])
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for position in range(workers):
+                    group.create_task(worker(position))
+        except BaseExceptionGroup as failed:  # the first failure, as gather would raise it
+            raise failed.exceptions[0] from None
+        return [results[index] for index in range(len(items))]
 
     def _get_model(self) -> Model:
         if self._model is None:
@@ -279,6 +471,8 @@ class LLMJudge:
                 raise JudgeSetupError(f"${self.settings.api_key_env} is not set")
             if api_key is None and self.settings.base_url:
                 api_key = "unused"  # local OpenAI-compatible servers need no key
+            if self.settings.batching:
+                _batch_progress_to_stderr()
             self._model = get_model(
                 self.settings.model,
                 base_url=self.settings.base_url,
@@ -295,27 +489,33 @@ class LLMJudge:
         return config
 
     def _build_config(self, rubric: Rubric) -> GenerateConfig:
-        from inspect_ai.model import GenerateConfig, ResponseSchema
+        from inspect_ai.model import BatchConfig, GenerateConfig
         from inspect_ai.util import JSONSchema
 
         s = self.settings
         schema = None
         if s.response_schema:
-            schema = ResponseSchema(
+            schema = _shared_schema_type()(
                 name=f"mhsafety_{rubric.id}",
                 json_schema=JSONSchema.model_validate(rubric.output_schema),
                 strict=False,
             )
+        batch = batch_config(s.batch)
+        timeout = s.timeout if s.timeout is not None or s.batching else DEFAULT_TIMEOUT
+        attempt = s.attempt_timeout
+        if attempt is None and not s.batching:
+            attempt = DEFAULT_ATTEMPT_TIMEOUT
         return GenerateConfig(
-            max_connections=s.max_connections,
+            max_connections=self.connection_limit,
             max_retries=s.max_retries,
-            timeout=int(s.timeout),
-            attempt_timeout=int(s.attempt_timeout),
+            timeout=None if timeout is None else int(timeout),
+            attempt_timeout=None if attempt is None else int(attempt),
             temperature=s.temperature,
             seed=s.seed,
             max_tokens=s.max_tokens,
             reasoning_effort=s.reasoning_effort,
             response_schema=schema,
+            batch=BatchConfig(**batch) if isinstance(batch, dict) else batch,
         )
 
     def _request_key(self, rubric: Rubric, system: str, prompt: str) -> str:
@@ -340,7 +540,7 @@ class LLMJudge:
         prompt: str,
         check: Callable[[str], dict[str, Any]],
     ) -> _Outcome:
-        """One verdict: from the ledger, a identical request in flight, or the model."""
+        """One verdict: from the ledger, an identical request in flight, or the model."""
         self.usage.asked += 1
         key = self._request_key(rubric, system, prompt)
         stored = self.ledger.get(key) if self.ledger is not None else None

@@ -76,6 +76,11 @@ class PanelJudge:
         """The panel's rule and each member's name and version."""
         return self._info
 
+    @property
+    def preferred_batch_size(self) -> int:
+        """The largest batch any member asks for (LLM members want many calls per batch)."""
+        return max((int(getattr(j, "preferred_batch_size", 0)) for _, j in self.members), default=0)
+
     def _each(self, call: str, items: Sequence[Any]) -> list[list[Any]]:
         """Every member's results, members run side by side (LLM members wait on I/O)."""
         with ThreadPoolExecutor(max_workers=len(self.members)) as pool:

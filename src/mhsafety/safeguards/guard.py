@@ -17,7 +17,9 @@ logged. If every layer fails, the policy's ``on_assessment_failure`` decides (de
 general crisis resources, since nothing could say the message was safe).
 
 :func:`decide` and :func:`compose` are pure; :class:`Guard` adds the upstream call and the
-thread pool for the CPU-bound layers.
+thread pool for the CPU-bound layers. Layers that can assess many conversations at once (the
+embedded judge) are micro-batched across concurrent requests (:mod:`.batching`): the same
+reports per request, from one judge run per batch on one worker thread.
 """
 
 from __future__ import annotations
@@ -33,7 +35,15 @@ from typing import Any, Protocol
 from mhsafety.conversation import Conversation
 from mhsafety.interventions import Resource, ResourceCatalog
 from mhsafety.judges.grading import ResponseItem
-from mhsafety.safeguards.layers import Layer, LayerReport, ScreeningJudgeLayers, run_layers
+from mhsafety.safeguards.batching import MicroBatcher, MicroBatching
+from mhsafety.safeguards.layers import (
+    BatchLayer,
+    Layer,
+    LayerReport,
+    ScreeningJudgeLayers,
+    run_layer_batch,
+    run_layers,
+)
 from mhsafety.safeguards.policy import Messages, Policy
 from mhsafety.taxonomy import CATEGORIES, CATEGORY_LABELS, CRISIS_INTERVENTION, Category
 
@@ -217,6 +227,8 @@ class Guard:
     catalog: ResourceCatalog = field(default_factory=ResourceCatalog.load)
     grader: Any = None
     executor: Executor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=2))
+    batching: MicroBatching = field(default_factory=MicroBatching)
+    """Micro-batching of batchable layers across concurrent requests (``enabled=False``: off)."""
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -225,6 +237,58 @@ class Guard:
             from mhsafety.judges.response_rules import RuleResponseGrader
 
             self.grader = RuleResponseGrader(catalog=self.catalog)
+        self._batchers: dict[int, MicroBatcher[Conversation, tuple[list[LayerReport], int]]] = {}
+        self._batch_executor: Executor | None = None
+
+    def _batcher(
+        self, layer: Layer
+    ) -> MicroBatcher[Conversation, tuple[list[LayerReport], int]] | None:
+        """The layer's micro-batcher (made on first use), or None if it is not batched."""
+        if not self.batching.enabled or not isinstance(layer, BatchLayer):
+            return None
+        batcher = self._batchers.get(id(layer))
+        if batcher is None:
+            if self._batch_executor is None:
+                self._batch_executor = ThreadPoolExecutor(1, thread_name_prefix="guard-batch")
+
+            def run(
+                conversations: list[Conversation], layer: BatchLayer = layer
+            ) -> list[tuple[list[LayerReport], int]]:
+                size = len(conversations)
+                return [(r, size) for r in run_layer_batch(layer, conversations)]
+
+            batcher = self._batchers[id(layer)] = MicroBatcher(
+                run,
+                self._batch_executor,
+                window_ms=self.batching.window_ms,
+                max_batch=self.batching.max_batch,
+            )
+        return batcher
+
+    async def assess(self, conversation: Conversation) -> tuple[list[LayerReport], int]:
+        """Every layer's reports for the latest user message, and the largest batch it ran in.
+
+        Batchable layers go through their micro-batcher; the others run in order on the
+        guard's thread pool. Either way the reports are those of :func:`run_layers`.
+        """
+        loop = asyncio.get_running_loop()
+        batchers = [self._batcher(layer) for layer in self.layers]
+        if not any(batchers):
+            reports = await loop.run_in_executor(
+                self.executor, run_layers, self.layers, conversation
+            )
+            return reports, 1
+        reports, largest = [], 1
+        for layer, batcher in zip(self.layers, batchers, strict=True):
+            if batcher is None:
+                reports += await loop.run_in_executor(
+                    self.executor, run_layers, [layer], conversation
+                )
+                continue
+            layer_reports, size = await batcher.submit(conversation)
+            reports += layer_reports
+            largest = max(largest, size)
+        return reports, largest
 
     def info(self) -> dict[str, str]:
         """Versions and hashes of what decides (kept in the log's metadata)."""
@@ -258,8 +322,7 @@ class Guard:
         started = time.perf_counter()
         prior = prior or {}
         locale = locale or self.policy.default_locale
-        loop = asyncio.get_running_loop()
-        reports = await loop.run_in_executor(self.executor, run_layers, self.layers, conversation)
+        reports, batch = await self.assess(conversation)
         assessed = time.perf_counter()
         decision = decide(reports, self.policy, prior)
         events: list[dict[str, Any]] = []
@@ -270,6 +333,8 @@ class Guard:
                 "steer": [str(c) for c in decision.steer],
             },
         }
+        if batch > 1:
+            guard["batch"] = batch
         if decision.assessment_failed:
             guard["assessment_failed"] = True
         risky = [*decision.intervene, *(c for c in decision.steer if c not in decision.intervene)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from mhsafety.conversation import Conversation
 from mhsafety.judges.base import ConversationScreen, ScreeningJudge
@@ -116,6 +116,28 @@ class ScreeningJudgeLayers:
             return [failed, LayerReport("lexicon", _zero(), error=f"{type(exc).__name__}: {exc}")]
         return [failed, *self._reports(self.fallback, screen, last, time.perf_counter() - started)]
 
+    def assess_many(self, conversations: Sequence[Conversation]) -> list[list[LayerReport]]:
+        """:meth:`assess` for each conversation, from one run of the judge over all of them.
+
+        If the batch run raises, each conversation is assessed on its own, so a conversation
+        that makes the judge fail gets the fallback and the others their own scores.
+        """
+        lasts = [_last_user_index(c) for c in conversations]
+        screened = [c for c, last in zip(conversations, lasts, strict=True) if last is not None]
+        started = time.perf_counter()
+        try:
+            screens = self.judge.screen(screened) if screened else []
+            if len(screens) != len(screened):
+                raise RuntimeError(f"{len(screened)} conversations gave {len(screens)} screens")
+            seconds = time.perf_counter() - started
+            found = iter(screens)
+            return [
+                [] if last is None else self._reports(self.judge, next(found), last, seconds)
+                for last in lasts
+            ]
+        except Exception:  # one conversation's failure must not reach the others
+            return [self.assess(conversation) for conversation in conversations]
+
     @staticmethod
     def _reports(
         judge: Any, screen: ConversationScreen, last: int, seconds: float
@@ -194,20 +216,50 @@ class LLMAssessorLayer:
         ]
 
 
+@runtime_checkable
+class BatchLayer(Layer, Protocol):
+    """A layer that can assess many conversations in one run (for micro-batching)."""
+
+    def assess_many(self, conversations: Sequence[Conversation]) -> list[list[LayerReport]]:
+        """Per conversation, what :meth:`assess` would report for it."""
+        ...
+
+
+def _failed(layer: Layer, exc: Exception, started: float) -> LayerReport:
+    return LayerReport(
+        layer.name,
+        _zero(),
+        error=f"{type(exc).__name__}: {exc}"[:300],
+        seconds=time.perf_counter() - started,
+    )
+
+
+def run_layer(layer: Layer, conversation: Conversation) -> list[LayerReport]:
+    """One layer's reports; a layer that raises gives one report with the error."""
+    started = time.perf_counter()
+    try:
+        return layer.assess(conversation)
+    except Exception as exc:
+        return [_failed(layer, exc, started)]
+
+
 def run_layers(layers: Sequence[Layer], conversation: Conversation) -> list[LayerReport]:
     """Run every layer in order; a layer that raises reports the error and the rest go on."""
-    reports: list[LayerReport] = []
-    for layer in layers:
-        started = time.perf_counter()
-        try:
-            reports.extend(layer.assess(conversation))
-        except Exception as exc:
-            reports.append(
-                LayerReport(
-                    layer.name,
-                    _zero(),
-                    error=f"{type(exc).__name__}: {exc}"[:300],
-                    seconds=time.perf_counter() - started,
-                )
-            )
-    return reports
+    return [report for layer in layers for report in run_layer(layer, conversation)]
+
+
+def run_layer_batch(
+    layer: BatchLayer, conversations: Sequence[Conversation]
+) -> list[list[LayerReport]]:
+    """:func:`run_layer` for each conversation, through one :meth:`BatchLayer.assess_many`.
+
+    If the batch raises, each conversation is run on its own, so one conversation's error
+    reaches only its own reports.
+    """
+    try:
+        reports = layer.assess_many(conversations)
+        if len(reports) != len(conversations):
+            raise RuntimeError(f"{len(conversations)} conversations gave {len(reports)} reports")
+        return reports
+    except Exception:
+        return [run_layer(layer, conversation) for conversation in conversations]

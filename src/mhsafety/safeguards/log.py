@@ -13,7 +13,9 @@ Watching live: every check for idle conversations (every few seconds in the serv
 rewrites ``<stem>.open<suffix>`` (for ``guard-log.jsonl``: ``guard-log.open.jsonl``) when a turn
 came in: the conversations still open, in the same log format with ``metadata.open: true``,
 replaced atomically so a reader never sees a torn file. It is a view, not the record: the log
-gets each conversation once, when it ends; the view is emptied at shutdown.
+gets each conversation once, when it ends; the view is emptied at shutdown. The view is
+copied under the lock but serialised and written outside it (the server does this on a
+thread), so turns are not held up while thousands of open conversations are written.
 
 Lines are written with one ``write`` each under a lock (and ``flock`` across processes), so
 concurrent requests never tear a line; the log is rotated to ``<stem>.<UTC time><suffix>``
@@ -91,6 +93,9 @@ class GuardLog:
         self.segments: dict[str, int] = {}
         self.written = 0
         self._lock = threading.Lock()
+        self._live_lock = threading.Lock()
+        self._live_taken = 0
+        self._live_written = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     # -- writing lines -------------------------------------------------------------------
@@ -186,45 +191,62 @@ class GuardLog:
     def flush_idle(self, now: float | None = None) -> int:
         """Write conversations idle for ``idle_seconds``; returns how many."""
         now = time.monotonic() if now is None else now
+        snapshot = None
         with self._lock:
             idle = [c for c in self.open.values() if now - c.last_seen >= self.idle_seconds]
             for conversation in idle:
                 self._flush(conversation)
             self._compact_if_empty()
             if idle or self._live_stale:
-                self._write_live()
+                snapshot = self._live_snapshot()
+        if snapshot is not None:
+            self._write_live(*snapshot)
         return len(idle)
 
-    def _write_live(self) -> None:
-        """Replace the live view with the open conversations (atomic rename)."""
-        temporary = self.live.with_name(self.live.name + ".tmp")
-        with open(temporary, "w", encoding="utf-8") as handle:
-            for conversation in self.open.values():
-                if not conversation.messages:
-                    continue
-                record = {
-                    "id": conversation.id,
-                    "messages": conversation.messages,
-                    "metadata": {
-                        **self.metadata,
-                        **conversation.metadata,
-                        "conversation_id": conversation.id,
-                        "open": True,
-                    },
-                }
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(temporary, self.live)
+    def _live_snapshot(self) -> tuple[int, list[dict[str, Any]]]:
+        """The open conversations as live-view records (shallow copies; under the lock)."""
+        self._live_taken += 1
         self._live_stale = False
+        records: list[dict[str, Any]] = [
+            {
+                "id": conversation.id,
+                "messages": list(conversation.messages),
+                "metadata": {
+                    **self.metadata,
+                    **conversation.metadata,
+                    "conversation_id": conversation.id,
+                    "open": True,
+                },
+            }
+            for conversation in self.open.values()
+            if conversation.messages
+        ]
+        return self._live_taken, records
+
+    def _write_live(self, number: int, records: list[dict[str, Any]]) -> None:
+        """Replace the live view with a snapshot (atomic rename); an older one is dropped."""
+        with self._live_lock:
+            if number < self._live_written:
+                return
+            temporary = self.live.with_name(self.live.name + ".tmp")
+            with open(temporary, "w", encoding="utf-8") as handle:
+                for record in records:
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            os.replace(temporary, self.live)
+            self._live_written = number
 
     def flush_all(self) -> int:
         """Write every open conversation (shutdown); returns how many."""
+        snapshot = None
         with self._lock:
             count = len(self.open)
             for conversation in list(self.open.values()):
                 self._flush(conversation)
             self._compact_if_empty()
             if self.live.exists():
-                self._write_live()  # nothing is open any more
+                snapshot = self._live_snapshot()  # nothing is open any more
+        if snapshot is not None:
+            self._write_live(*snapshot)
         return count
 
     def _compact_if_empty(self) -> None:

@@ -106,7 +106,8 @@ def create_app(
             async def flush_idle() -> None:
                 while True:
                     await asyncio.sleep(flush_every)
-                    log.flush_idle()
+                    # on a thread: writing the live view must not stall requests in flight
+                    await asyncio.to_thread(log.flush_idle)
 
             flusher = asyncio.create_task(flush_idle())
         try:

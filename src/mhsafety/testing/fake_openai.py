@@ -6,6 +6,11 @@ and can add a fixed latency or fail the first requests with an error status. A r
 function always sees a chat-completions body (``messages``); a Responses API request is
 converted first (:func:`chat_view`), so one script serves both endpoints.
 
+It also serves the Batch API the way Inspect's OpenAI batcher uses it (``POST /v1/files``,
+``POST /v1/batches``, ``GET /v1/batches/{id}``, ``GET /v1/files/{id}/content``): a batch
+is answered line by line with the same script when it is created, each line recorded as a
+request with the ``x-fake-batch`` header naming its batch.
+
 Example:
     >>> with FakeOpenAI(reply=lambda body: '{"ok": true}') as server:  # doctest: +SKIP
     ...     client = openai.OpenAI(base_url=server.base_url, api_key="dummy")
@@ -48,6 +53,8 @@ class _State:
     peak_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: count[int] = field(default_factory=count)
+    files: dict[str, bytes] = field(default_factory=dict)
+    batches: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _text_of(content: Any) -> str:
@@ -89,22 +96,50 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Keep test output quiet."""
 
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
+    def _send(self, status: int, payload: dict[str, Any] | bytes) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
+    def _not_found(self) -> None:
+        self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+
+    def do_GET(self) -> None:
+        """Batch API reads: a batch's status, a result file's content."""
+        state = self.server.state
+        route = self.path.rstrip("/")
+        with state.lock:
+            if "/batches/" in route:
+                batch = state.batches.get(route.rsplit("/", 1)[1])
+                if batch is not None:
+                    self._send(200, batch)
+                    return
+            elif route.endswith("/content") and "/files/" in route:
+                content = state.files.get(route.split("/files/", 1)[1].split("/")[0])
+                if content is not None:
+                    self._send(200, content)
+                    return
+        self._not_found()
+
     def do_POST(self) -> None:
-        """Answer a chat-completions request from the script."""
+        """Answer a chat-completions or Responses request from the script (or a batch)."""
         state = self.server.state
         length = int(self.headers.get("Content-Length", "0"))
+        raw = self.rfile.read(length)
+        route = self.path.rstrip("/")
+        if route.endswith("/files"):
+            self._send(200, _store_file(state, str(self.headers.get("Content-Type", "")), raw))
+            return
         try:
-            body = json.loads(self.rfile.read(length) or b"{}")
+            body = json.loads(raw or b"{}")
         except json.JSONDecodeError:
             self._send(400, {"error": {"message": "body is not JSON", "type": "invalid_request"}})
+            return
+        if route.endswith("/batches"):
+            self._send(*_run_batch(state, body))
             return
         with state.lock:
             number = len(state.requests)
@@ -114,10 +149,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if state.latency:
                 time.sleep(state.latency)
-            route = self.path.rstrip("/")
-            responses_api = route.endswith("/responses")
-            if not (responses_api or route.endswith("/chat/completions")):
-                self._send(404, {"error": {"message": f"no route {self.path}", "type": "nf"}})
+            if not (route.endswith("/responses") or route.endswith("/chat/completions")):
+                self._not_found()
                 return
             if number < state.fail_first:
                 self._send(
@@ -125,36 +158,115 @@ class _Handler(BaseHTTPRequestHandler):
                     {"error": {"message": "scripted failure", "type": "server_error"}},
                 )
                 return
-            view = chat_view(body) if responses_api else body
-            reply = state.reply(view) if callable(state.reply) else state.reply
-            prompt_tokens, completion_tokens = state.usage
-            if responses_api:
-                self._send(200, _responses_body(body, reply, state))
-                return
-            self._send(
-                200,
-                {
-                    "id": f"chatcmpl-fake-{next(state.ids)}",
-                    "object": "chat.completion",
-                    "created": int(time.time()),
-                    "model": body.get("model", "fake"),
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": reply},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                    "usage": {
-                        "prompt_tokens": prompt_tokens,
-                        "completion_tokens": completion_tokens,
-                        "total_tokens": prompt_tokens + completion_tokens,
-                    },
-                },
-            )
+            self._send(200, _answer(state, route, body))
         finally:
             with state.lock:
                 state.in_flight -= 1
+
+
+def _answer(state: _State, route: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The scripted reply to one request, as a chat completion or a Responses object."""
+    responses_api = route.endswith("/responses")
+    view = chat_view(body) if responses_api else body
+    reply = state.reply(view) if callable(state.reply) else state.reply
+    if responses_api:
+        return _responses_body(body, reply, state)
+    prompt_tokens, completion_tokens = state.usage
+    return {
+        "id": f"chatcmpl-fake-{next(state.ids)}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "fake"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def _store_file(state: _State, content_type: str, raw: bytes) -> dict[str, Any]:
+    """Keep the ``file`` part of a multipart upload; the OpenAI file object for it."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+    )
+    content, filename = b"", "upload"
+    for part in message.iter_parts():
+        if part.get_param("name", header="content-disposition") == "file":
+            payload = part.get_payload(decode=True)
+            content = payload if isinstance(payload, bytes) else b""
+            filename = str(part.get_filename() or filename)
+    with state.lock:
+        file_id = f"file-fake-{next(state.ids)}"
+        state.files[file_id] = content
+    return {
+        "id": file_id,
+        "object": "file",
+        "bytes": len(content),
+        "created_at": int(time.time()),
+        "filename": filename,
+        "purpose": "batch",
+        "status": "processed",
+    }
+
+
+def _run_batch(state: _State, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Answer every line of a batch's input file now; the completed batch object."""
+    with state.lock:
+        content = state.files.get(str(body.get("input_file_id")))
+        batch_id = f"batch-fake-{next(state.ids)}"
+    if content is None:
+        return 404, {"error": {"message": "no such input file", "type": "not_found"}}
+    lines: list[dict[str, Any]] = []
+    for line in content.decode().splitlines():
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        url, request_body = str(request["url"]), dict(request["body"])
+        with state.lock:
+            state.requests.append(RecordedRequest(url, request_body, {"x-fake-batch": batch_id}))
+        result = {
+            "status_code": 200,
+            "request_id": f"req-fake-{len(lines)}",
+            "body": _answer(state, url, request_body),
+        }
+        lines.append(
+            {
+                "id": f"{batch_id}-{len(lines)}",
+                "custom_id": request["custom_id"],
+                "response": result,
+                "error": None,
+            }
+        )
+    output = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    now = int(time.time())
+    with state.lock:
+        output_id = f"file-fake-{next(state.ids)}"
+        state.files[output_id] = output
+        batch = {
+            "id": batch_id,
+            "object": "batch",
+            "endpoint": body.get("endpoint", "/v1/chat/completions"),
+            "input_file_id": body.get("input_file_id"),
+            "completion_window": body.get("completion_window", "24h"),
+            "status": "completed",
+            "created_at": now,
+            "completed_at": now,
+            "output_file_id": output_id,
+            "request_counts": {"total": len(lines), "completed": len(lines), "failed": 0},
+        }
+        state.batches[batch_id] = batch
+    return 200, batch
 
 
 def _responses_body(body: dict[str, Any], reply: str, state: _State) -> dict[str, Any]:
@@ -264,6 +376,12 @@ class FakeOpenAI:
         """Every request received so far (a copy)."""
         with self._state.lock:
             return list(self._state.requests)
+
+    @property
+    def batches(self) -> list[dict[str, Any]]:
+        """Every batch created through the Batch API so far."""
+        with self._state.lock:
+            return list(self._state.batches.values())
 
     @property
     def peak_in_flight(self) -> int:

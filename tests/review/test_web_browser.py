@@ -175,6 +175,9 @@ def _review_in_the_browser(
     _assert_blind(ana)
     ana.keyboard.press("Control+Enter")  # nothing answered: refused, with reasons
     ana.wait_for_selector("#form-errors")
+    # htmx swapped the refused form in; wait until the page script has settled on its first
+    # open category, or a key pressed before that lands on the wrong one
+    ana.wait_for_selector("fieldset.category.current")
     assert ana.url.endswith("/review/1")
     for key in ("1", "h", "y", "Shift+Y", "2", "l", "n", "a", "t"):
         ana.keyboard.press(key)

@@ -163,10 +163,6 @@ class EmbeddedJudge:
         self._info = JudgeInfo(name, JUDGE_VERSION, details)
         self._scan_cache: dict[str, list[LexiconHit]] = {}
         self._column = {c: i for i, c in enumerate(self.head.categories)} if self.head else {}
-        self._weighting = calibration.run_weighting if calibration is not None else "uniform"
-        self._followup_min_tokens = (
-            calibration.followup_min_tokens if calibration is not None else 0
-        )
 
     @property
     def info(self) -> JudgeInfo:
@@ -202,6 +198,16 @@ class EmbeddedJudge:
     def threshold(self, category: Category) -> float:
         """The message level at which a category is flagged."""
         return self.levels("flag").message[category]
+
+    @property
+    def _weighting(self) -> str:
+        """How runs are pooled (see :class:`ScreenCalibration`)."""
+        return self.calibration.run_weighting if self.calibration is not None else "uniform"
+
+    @property
+    def _followup_min_tokens(self) -> int:
+        """Follow-ups shorter than this (word pieces) are tested only inside their runs."""
+        return self.calibration.followup_min_tokens if self.calibration is not None else 0
 
     @property
     def window_messages(self) -> int:
@@ -298,6 +304,7 @@ class EmbeddedJudge:
         message_scores: list[MessageScore] = []
         column = self._column
         levels = self.levels("flag")
+        followup_min_tokens = self._followup_min_tokens
         for row, index in enumerate(user):
             text = conversation.messages[index].content
             hits = self._scan(text)
@@ -326,7 +333,7 @@ class EmbeddedJudge:
                     layers.setdefault(CONTEXT_LAYER, {})[category] = ctx
                 alone = score
                 if tokens is not None and not stands_alone(
-                    row, int(tokens[row]), lexical[category], self._followup_min_tokens
+                    row, int(tokens[row]), lexical[category], followup_min_tokens
                 ):
                     alone = 0.0  # a short follow-up counts only inside its runs
                 # what the message level reads (the guard reads it too); the layers keep

@@ -103,12 +103,7 @@ class ScreeningJudgeLayers:
             [screen] = self.judge.screen([conversation])
             return self._reports(self.judge, screen, last, time.perf_counter() - started)
         except Exception as exc:  # a failing layer must not silence the others
-            failed = LayerReport(
-                self.name,
-                _zero(),
-                error=f"{type(exc).__name__}: {exc}"[:300],
-                seconds=time.perf_counter() - started,
-            )
+            failed = _failed(self, exc, started)
         started = time.perf_counter()
         try:
             [screen] = self.fallback.screen([conversation])
@@ -226,6 +221,7 @@ class BatchLayer(Layer, Protocol):
 
 
 def _failed(layer: Layer, exc: Exception, started: float) -> LayerReport:
+    """The report of a layer that raised: its error, cut to 300 characters, and its time."""
     return LayerReport(
         layer.name,
         _zero(),

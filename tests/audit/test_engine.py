@@ -216,6 +216,21 @@ def test_screen_gives_the_same_bytes_on_every_engine(messy: Path) -> None:
     assert f'"file": "{uri}/a.jsonl", "line": 401' in uri_entries
 
 
+def test_the_cascade_judge_gives_the_same_bytes_on_ray_and_records_what_it_settled(
+    messy: Path,
+) -> None:
+    cascade = ["--judge", "embedded-cascade", "--shard-mb", "0.2"]
+    mhsafety("screen", "logs.jsonl", *cascade, "-o", "cascade-local.jsonl", cwd=messy)
+    mhsafety("screen", "logs.jsonl", *cascade, *ray_engine(), "-o", "cascade-ray.jsonl", cwd=messy)
+    local = (messy / "cascade-local.jsonl").read_bytes()
+    assert (messy / "cascade-ray.jsonl").read_bytes() == local
+    records = [json.loads(line) for line in local.decode().splitlines()]
+    settled = [r for r in records if r.get("judge_details", {}).get("settled_by") == "prefilter"]
+    assert settled and len(settled) < len(records)
+    assert not any(any(r["flags"].values()) for r in settled)
+    assert {r["judge"]["name"] for r in records} == {"mhsafety-embedded-cascade"}
+
+
 def test_logs_resolve_from_directories_globs_uris_and_pyarrow_filesystems(
     tmp_path: Path,
 ) -> None:

@@ -207,6 +207,33 @@ def test_a_dated_farewell_is_flagged_at_the_end_of_a_long_message(judge: Embedde
     assert not work.flags[Category.SUICIDE]
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["this Sunday will be my last day", "this sunday will be my last day, i wrote the letters"],
+)
+def test_a_bare_dated_last_day_is_flagged(judge: EmbeddedJudge, text: str) -> None:
+    """Issue 11's missed example: the encoder scores it just under its level; the lexicon
+    names it."""
+    [screen] = judge.screen([conversation(("user", text))])
+    assert screen.flags[Category.SUICIDE]
+    assert screen.evidence[0].layer == "lexicon"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Saturday is my last day at my current place and Tuesday my first at the new one",
+        "today is my last day of school!!",
+        "Monday is my last day before vacation, any packing tips?",
+    ],
+)
+def test_a_last_day_at_a_job_school_or_before_a_trip_is_not(
+    judge: EmbeddedJudge, text: str
+) -> None:
+    [screen] = judge.screen([conversation(("user", text))])
+    assert not screen.flags[Category.SUICIDE]
+
+
 def test_a_huge_message_keeps_its_start_and_its_end_within_the_window_cap(
     judge: EmbeddedJudge,
 ) -> None:

@@ -25,12 +25,17 @@ probability; when the lexicon found only negated or figurative uses of risk word
 message ("I would never hurt myself", "this exam is killing me"), the head's probability is
 damped so a lookalike needs a clearly risky embedding to count. Explicit and coded lexicon hits
 always reach the message level (levels are capped below their signal).
+
+With ``cascade`` on, a distilled n-gram model (:mod:`mhsafety.judges.prefilter`) first settles
+conversations it scores as clearly ordinary and in which the lexicon found nothing; only the
+rest are embedded. A settled conversation is never flagged and its record says so
+(``judge_details.settled_by``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +46,13 @@ from mhsafety.judges.calibration import LEXICON_FLAG_SIGNAL, Levels, Purpose, Sc
 from mhsafety.judges.embedding import MiniLMEncoder
 from mhsafety.judges.head import LinearHead
 from mhsafety.judges.lexicon import Lexicon, LexiconHit
-from mhsafety.judges.screen_model import ModelVariant, load_screen_calibration, load_screen_model
+from mhsafety.judges.prefilter import Prefilter
+from mhsafety.judges.screen_model import (
+    ModelVariant,
+    load_screen_calibration,
+    load_screen_model,
+    load_screen_prefilter,
+)
 from mhsafety.taxonomy import CATEGORIES, Category
 
 JUDGE_NAME = "mhsafety-embedded"
@@ -49,6 +60,7 @@ JUDGE_VERSION = "2.0.0"
 LEXICON_LAYER = "lexicon"
 EMBEDDING_LAYER = "embedding"
 CONTEXT_LAYER = "context"
+SETTLED_BY_PREFILTER = "prefilter"
 MAX_QUOTE_CHARS = 240
 SCAN_CACHE_SIZE = 200_000
 STRENGTH_SIGNAL: dict[str, float] = {
@@ -100,6 +112,9 @@ class EmbeddedJudgeConfig:
     """Run the embedding head (off: the lexicon alone, which flags at signal >= 0.5)."""
     model: ModelVariant = "finetuned"
     """Which embedding-layer model: the fine-tuned encoder or the frozen baseline."""
+    cascade: bool = False
+    """Settle clearly ordinary conversations with the distilled prefilter before embedding
+    (audits at scale; needs the fine-tuned model and both layers)."""
 
 
 class EmbeddedJudge:
@@ -115,10 +130,13 @@ class EmbeddedJudge:
         head: LinearHead | None = None,
         calibration: ScreenCalibration | None = None,
         config: EmbeddedJudgeConfig | None = None,
+        prefilter: Prefilter | None = None,
     ) -> None:
         self.config = config or EmbeddedJudgeConfig()
         if not (self.config.use_lexicon or self.config.use_embedding):
             raise ValueError("the embedded judge needs at least one layer")
+        if self.config.cascade and not (self.config.use_lexicon and self.config.use_embedding):
+            raise ValueError("the cascade needs both the lexicon and the embedding layer")
         self.lexicon = (lexicon or Lexicon.load()) if self.config.use_lexicon else None
         self.encoder: MiniLMEncoder | None = None
         self.head: LinearHead | None = None
@@ -147,6 +165,22 @@ class EmbeddedJudge:
                 "calibration_sha256": calibration.sha256,
             }
         self.calibration = calibration
+        self.prefilter: Prefilter | None = None
+        if self.config.cascade:
+            self.prefilter = prefilter or load_screen_prefilter()
+            assert self.encoder is not None and calibration is not None
+            if (self.prefilter.encoder_sha256, self.prefilter.calibration_sha256) != (
+                self.encoder.info.model_sha256,
+                calibration.sha256,
+            ):
+                raise ValueError(
+                    "the screen prefilter was distilled from another encoder or calibration; "
+                    "retrain it with scripts/train_screen_prefilter.py"
+                )
+            details |= {
+                "prefilter_sha256": self.prefilter.sha256,
+                "prefilter_level": str(self.prefilter.level),
+            }
         if self.config.threshold_offset:
             details["threshold_offset"] = str(self.config.threshold_offset)
         layers = [
@@ -160,6 +194,8 @@ class EmbeddedJudge:
         name = JUDGE_NAME if len(layers) == 2 else f"mhsafety-{layers[0]}"
         if self.config.use_embedding and self.config.model != "finetuned":
             name += f"-{self.config.model}"
+        if self.prefilter is not None:
+            name += "-cascade"
         self._info = JudgeInfo(name, JUDGE_VERSION, details)
         self._scan_cache: dict[str, list[LexiconHit]] = {}
         self._column = {c: i for i, c in enumerate(self.head.categories)} if self.head else {}
@@ -214,8 +250,46 @@ class EmbeddedJudge:
         """The longest run of user messages scored as one text."""
         return self.calibration.window_messages if self.calibration is not None else 2
 
+    def settled(self, conversations: Sequence[Conversation]) -> tuple[list[bool], list[float]]:
+        """Per conversation: whether the prefilter settles it, and its prefilter score.
+
+        Without the cascade nothing is settled (scores are 0).
+        """
+        if self.prefilter is None:
+            return [False] * len(conversations), [0.0] * len(conversations)
+        scores = [float(s) for s in self.prefilter.scores(conversations)]
+        level = self.prefilter.level
+        settled = [
+            score < level and not any(self._scan(m.content) for _, m in c.user_messages())
+            for c, score in zip(conversations, scores, strict=True)
+        ]
+        return settled, scores
+
     def screen(self, conversations: Sequence[Conversation]) -> list[ConversationScreen]:
         """Screen a batch; all user messages of the batch are embedded together."""
+        if self.prefilter is not None:
+            return self._screen_cascade(conversations)
+        return self._screen_all(conversations)
+
+    def _screen_cascade(self, conversations: Sequence[Conversation]) -> list[ConversationScreen]:
+        """Settle what the prefilter may settle; screen the rest in full."""
+        settled, scores = self.settled(conversations)
+        pending = [c for c, s in zip(conversations, settled, strict=True) if not s]
+        rest = iter(self._screen_all(pending))
+        results: list[ConversationScreen] = []
+        for conversation, is_settled, score in zip(conversations, settled, scores, strict=True):
+            if is_settled:
+                user = [index for index, _ in conversation.user_messages()]
+                verdict = self._judge_one(conversation, user, None, None)
+                details = {"settled_by": SETTLED_BY_PREFILTER, "prefilter_score": score}
+            else:
+                verdict = next(rest)
+                details = {"prefilter_score": score}
+            results.append(replace(verdict, details={**verdict.details, **details}))
+        return results
+
+    def _screen_all(self, conversations: Sequence[Conversation]) -> list[ConversationScreen]:
+        """Every user message of the batch embedded together."""
         texts: list[str] = []
         for conversation in conversations:
             texts.extend(m.content for _, m in conversation.user_messages())

@@ -127,6 +127,17 @@ def _embedded() -> ScreeningJudge:
     return EmbeddedJudge()
 
 
+@judge(
+    "embedded-cascade",
+    "the embedded judge behind a distilled n-gram prefilter that settles clearly ordinary "
+    "conversations without embedding them (faster audits; measured loss in the docs)",
+)
+def _embedded_cascade() -> ScreeningJudge:
+    from mhsafety.judges.embedded import EmbeddedJudge, EmbeddedJudgeConfig
+
+    return EmbeddedJudge(config=EmbeddedJudgeConfig(cascade=True))
+
+
 @judge("embedded-frozen", "lexicon + frozen MiniLM-int8 with logistic heads (baseline)")
 def _embedded_frozen() -> ScreeningJudge:
     from mhsafety.judges.embedded import EmbeddedJudge, EmbeddedJudgeConfig

@@ -27,7 +27,9 @@ from mhsafety.judges.pins import (
     SCREEN_CALIBRATION_SHA256,
     SCREEN_ENCODER_SHA256,
     SCREEN_ENCODER_SIDECAR_SHA256,
+    SCREEN_PREFILTER_SHA256,
 )
+from mhsafety.judges.prefilter import PREFILTER_FILE, Prefilter
 from mhsafety.taxonomy import Category
 
 ModelVariant = Literal["finetuned", "frozen"]
@@ -91,3 +93,8 @@ def load_screen_model(variant: ModelVariant = "finetuned") -> tuple[MiniLMEncode
     if variant == "frozen":
         return load_frozen()
     raise ValueError(f"unknown screen model {variant!r}")
+
+
+def load_screen_prefilter(folder: Path | None = None) -> Prefilter:
+    """The cascade's first stage (distilled from the fine-tuned screen), checked against its pin."""
+    return Prefilter.load((folder or models_dir()) / PREFILTER_FILE, SCREEN_PREFILTER_SHA256)

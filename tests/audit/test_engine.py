@@ -6,6 +6,7 @@ The Ray tests use the cluster at ``MHSAFETY_TEST_RAY_ADDRESS`` (CI starts one wi
 
 from __future__ import annotations
 
+import csv
 import gzip
 import itertools
 import json
@@ -229,6 +230,20 @@ def test_the_cascade_judge_gives_the_same_bytes_on_ray_and_records_what_it_settl
     assert settled and len(settled) < len(records)
     assert not any(any(r["flags"].values()) for r in settled)
     assert {r["judge"]["name"] for r in records} == {"mhsafety-embedded-cascade"}
+
+
+def test_an_audit_with_the_cascade_samples_settled_conversations_for_review(
+    messy: Path,
+) -> None:
+    """Settled conversations stay in the unflagged strata: a miss they hide can be found."""
+    audit(messy, "cascade", "--judge", "embedded-cascade")
+    records = [json.loads(line) for line in (messy / "cascade" / "screen.jsonl").open()]
+    settled = {r["id"] for r in records if r.get("judge_details", {}).get("settled_by")}
+    design = list(csv.DictReader((messy / "cascade" / "design.csv").open()))
+    reviewed_settled = [row for row in design if row["id"] in settled]
+    assert reviewed_settled
+    assert {row["stratum"] for row in reviewed_settled} == {"unflagged-low"}
+    assert (messy / "cascade" / "estimate.json").exists()
 
 
 def test_logs_resolve_from_directories_globs_uris_and_pyarrow_filesystems(

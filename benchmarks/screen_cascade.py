@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 from mhsafety.conversation import Conversation
 from mhsafety.judges.embedded import EmbeddedJudge, EmbeddedJudgeConfig
+from mhsafety.judges.evaluation import gold_labels, labelled_categories
 from mhsafety.realtext import load_named_set
 from mhsafety.synth import generate
 from mhsafety.taxonomy import CATEGORIES, Category
@@ -37,9 +38,9 @@ Labels = dict[Category, bool | None]
 
 def real_labels(conversation: Conversation) -> Labels:
     """A real set's labels: None for a category its source does not speak for."""
-    meta = conversation.metadata
-    labelled = set(meta.get("labelled_categories", []))
-    return {c: bool(meta["labels"].get(str(c))) if str(c) in labelled else None for c in CATEGORIES}
+    gold = gold_labels(conversation)
+    known = labelled_categories(conversation)
+    return {c: gold[c] if c in known else None for c in CATEGORIES}
 
 
 def synthetic(n: int, seed: int) -> tuple[list[Conversation], list[Labels]]:

@@ -24,6 +24,7 @@ from mhsafety.judges.prefilter import (
 )
 from mhsafety.judges.registry import load_judge
 from mhsafety.judges.screen_model import load_screen_prefilter, models_dir
+from mhsafety.logio import read_conversations
 from mhsafety.taxonomy import CATEGORIES
 
 
@@ -59,12 +60,7 @@ def constant(full: EmbeddedJudge, bias: float) -> Prefilter:
 
 def eval_conversations() -> list[Conversation]:
     """The project's labelled eval set (not read to train or set the prefilter)."""
-    lines = default_eval_path().read_text("utf-8").splitlines()
-    return [
-        parse_record(json.loads(line), source="eval", line=n)
-        for n, line in enumerate(lines, 1)
-        if line.strip()
-    ]
+    return list(read_conversations(default_eval_path()))
 
 
 def chat(*user: str, cid: str = "c") -> Conversation:

@@ -19,10 +19,11 @@ import openai
 import pytest
 from guard_helpers import guard_server
 
-from mhsafety.conversation import Conversation, parse_record
+from mhsafety.conversation import Conversation
 from mhsafety.judges.base import ConversationScreen
 from mhsafety.judges.embedded import EmbeddedJudge, EmbeddedJudgeConfig
 from mhsafety.judges.evaluation import default_eval_path
+from mhsafety.logio import read_conversations
 from mhsafety.safeguards.batching import MicroBatcher, MicroBatching
 from mhsafety.safeguards.guard import Guard, decide
 from mhsafety.safeguards.layers import LayerReport, ScreeningJudgeLayers, run_layers
@@ -62,13 +63,7 @@ def fallback() -> EmbeddedJudge:
 
 def labelled() -> list[Conversation]:
     """The screen's packaged labelled conversations."""
-    path = default_eval_path()
-    lines = path.read_text("utf-8").splitlines()
-    return [
-        parse_record(json.loads(line), source=str(path), line=number)
-        for number, line in enumerate(lines, 1)
-        if line.strip()
-    ]
+    return list(read_conversations(default_eval_path()))
 
 
 def turns(conversations: Sequence[Conversation]) -> list[Conversation]:

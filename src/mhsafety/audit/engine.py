@@ -38,6 +38,7 @@ from typing import Any
 
 from mhsafety.audit.screening import ScreenSettings, screen_conversations
 from mhsafety.conversation import RecordError
+from mhsafety.judges.registry import offline_judges
 from mhsafety.logio import (
     ByteRange,
     LogFile,
@@ -53,7 +54,7 @@ SHARD_BYTES = 4 * 1024 * 1024
 """Target size of a shard of an uncompressed JSONL log (a few thousand conversations)."""
 MIN_SHARD_BYTES = 64 * 1024
 """Smallest automatic shard: below this, starting a worker costs more than it saves."""
-OFFLINE_JUDGES = ("embedded", "embedded-cascade", "lexicon", "embedding", "embedded-frozen")
+OFFLINE_JUDGES = offline_judges()
 """Judges a worker can load on its own (LLM judges already run concurrently in one process)."""
 ENGINES = ("local", "processes", "ray")
 

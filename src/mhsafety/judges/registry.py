@@ -64,6 +64,12 @@ def grader(name: str, description: str) -> Callable[[GraderFactory], GraderFacto
     return register
 
 
+def offline_judges() -> tuple[str, ...]:
+    """The registered judges, in registration order: all offline (they need no model call),
+    so a worker process can build any of them by name."""
+    return tuple(_FACTORIES)
+
+
 def available_judges() -> dict[str, str]:
     """Registered judge names and what each is (plus the LLM and panel forms)."""
     names = {name: description for name, (_, description) in sorted(_FACTORIES.items())}

@@ -14,7 +14,8 @@ positives for their category) and the project's ``data/screen/train.jsonl``. The
 and the reserved RallyPoint set are never read.
 
 What it chooses, per category, from conversation-level features (the highest combined message
-score and the highest run score of each conversation):
+score, which with ``--run-text`` includes packed runs of messages read as one text, and the
+highest pooled-run score of each conversation):
 
 * **flag** levels (send to review): the pair (message level, conversation level) with the
   highest recall at precision >= ``--precision`` on the Reddit calibration conversations; where no
@@ -53,7 +54,7 @@ from mhsafety.judges.calibration import (
     RunWeighting,
     ScreenCalibration,
 )
-from mhsafety.judges.embedded import CONTEXT_LAYER, EmbeddedJudge
+from mhsafety.judges.embedded import CONTEXT_LAYER, RUN_TEXT_LAYER, EmbeddedJudge
 from mhsafety.judges.head import LinearHead, fit_logistic
 from mhsafety.judges.screen_model import CALIBRATION_FILE, load_screen_model, models_dir
 from mhsafety.realtext import (
@@ -72,6 +73,10 @@ TRAIN = ROOT / "src" / "mhsafety" / "data" / "screen" / "train.jsonl"
 WINDOW_MESSAGES = 6
 RUN_WEIGHTING: RunWeighting = "tokens"
 FOLLOWUP_MIN_TOKENS = 10
+RUN_TEXT = True
+"""Read consecutive user messages that fit one encoder window as one text, at the message
+level (on the calibration split: suicide recall on turns 0.82 -> 0.86 and eating disorder
+0.78 -> 0.97 at precision >= 0.85, with the pooled runs kept)."""
 """A follow-up of fewer word pieces (about 8 words) without a lexicon hit counts only inside
 its runs: 3-8-word follow-ups carry too little to be read alone (ChatterBot's short chat)."""
 MESSAGE_GRID = np.round(np.arange(0.50, LEXICON_FLAG_SIGNAL + 1e-9, 0.01), 2)
@@ -137,15 +142,17 @@ def refit_head(encoder: Any, base: LinearHead, l2: float) -> LinearHead:
 def features(
     judge: EmbeddedJudge, conversations: Sequence[Conversation]
 ) -> tuple[FloatArray, FloatArray]:
-    """Per conversation and category: the highest combined score of a message (zero for a
-    short follow-up, which is tested only inside its runs) and the highest run score."""
+    """Per conversation and category: the highest score at the message level (a message's
+    combined score, zero for a short follow-up, which is tested only inside its runs; or a
+    packed run read as one text) and the highest pooled-run score."""
     screens = judge.screen(conversations)
     message = np.zeros((len(screens), len(CATEGORIES)))
     run = np.zeros_like(message)
     for row, screen in enumerate(screens):
         for score in screen.messages:
             for column, category in enumerate(CATEGORIES):
-                message[row, column] = max(message[row, column], score.combined[category])
+                joined = score.layers.get(RUN_TEXT_LAYER, {}).get(category, 0.0)
+                message[row, column] = max(message[row, column], score.combined[category], joined)
                 context = score.layers.get(CONTEXT_LAYER, {}).get(category, 0.0)
                 run[row, column] = max(run[row, column], context)
     return message, run
@@ -222,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--l2", type=float, default=1e-3)
     parser.add_argument("--run-weighting", choices=("uniform", "tokens"), default=RUN_WEIGHTING)
     parser.add_argument("--followup-min-tokens", type=int, default=FOLLOWUP_MIN_TOKENS)
+    parser.add_argument(
+        "--run-text",
+        action=argparse.BooleanOptionalAction,
+        default=RUN_TEXT,
+        help="read packed runs of user messages as one text, at the message level",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not rewrite judges/pins.py")
     args = parser.parse_args(argv)
 
@@ -237,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         head if args.refit_head else None,
         run_weighting=args.run_weighting,
         followup_min_tokens=args.followup_min_tokens,
+        run_text=args.run_text,
     )
     judge = EmbeddedJudge(encoder=encoder, head=head, calibration=provisional)
     posts: list[RealPost] = list(reddit_posts("calibration"))
@@ -351,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         run_weighting=args.run_weighting,
         followup_min_tokens=args.followup_min_tokens,
+        run_text=args.run_text,
     )
     args.out.write_text(json.dumps(calibration.to_json(), indent=1) + "\n", encoding="utf-8")
     digest = sha256_file(args.out)

@@ -102,8 +102,9 @@ def targets(
         conversations, judge.screen(conversations), risk, strict=True
     ):
         for score in verdict.messages:
-            # a run's decision is the joined text's target (a short follow-up that ends a
-            # flagged run reads as ordinary chat on its own)
+            # a message's own decision (without the runs it ends): a run's decision is the
+            # joined text's target (a short follow-up that ends a flagged run reads as
+            # ordinary chat on its own)
             decided = any(score.combined[c] >= levels.message[c] for c in CATEGORIES)
             texts.append(conversation.messages[score.message].content)
             labels.append(decided)

@@ -12,7 +12,13 @@ import pytest
 
 from mhsafety.conversation import Conversation, parse_record
 from mhsafety.judges.calibration import LEXICON_FLAG_SIGNAL, Levels, RunWeighting, ScreenCalibration
-from mhsafety.judges.embedded import EmbeddedJudge, EmbeddedJudgeConfig, stands_alone
+from mhsafety.judges.embedded import (
+    RUN_TEXT_LAYER,
+    EmbeddedJudge,
+    EmbeddedJudgeConfig,
+    pack_runs,
+    stands_alone,
+)
 from mhsafety.judges.embedding import EMBEDDING_DIM, EncoderInfo, ModelFileError
 from mhsafety.judges.head import LinearHead
 from mhsafety.judges.pins import SCREEN_CALIBRATION_SHA256
@@ -101,6 +107,9 @@ def _judge(
     message_level: float = 0.99,
     run_weighting: RunWeighting = "uniform",
     followup_min_tokens: int = 0,
+    run_text: bool = False,
+    encoder: object | None = None,
+    use_context: bool = True,
 ) -> EmbeddedJudge:
     weights = np.zeros((len(CATEGORIES), EMBEDDING_DIM))
     weights[0, 0] = 10.0  # suicide logit = 10 * (v . RISK) - 6
@@ -114,12 +123,13 @@ def _judge(
         "two-words-sha",
         run_weighting=run_weighting,
         followup_min_tokens=followup_min_tokens,
+        run_text=run_text,
     )
     return EmbeddedJudge(
-        encoder=TwoWordEncoder(),  # type: ignore[arg-type]
+        encoder=encoder or TwoWordEncoder(),  # type: ignore[arg-type]
         head=head,
         calibration=calibration,
-        config=EmbeddedJudgeConfig(use_lexicon=False),
+        config=EmbeddedJudgeConfig(use_lexicon=False, use_context=use_context),
     )
 
 
@@ -225,3 +235,85 @@ def test_run_rules_round_trip_and_bad_values_are_refused() -> None:
         ScreenCalibration.from_json(raw | {"run_weighting": "squared"})
     with pytest.raises(ModelFileError, match="followup_min_tokens"):
         ScreenCalibration.from_json(raw | {"followup_min_tokens": -1})
+
+
+class SpreadEncoder(TwoWordEncoder):
+    """Risk only where "no point" is read as one phrase, whatever whitespace joins it."""
+
+    def encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        return np.vstack([RISK if "no point" in " ".join(t.split()) else OTHER for t in texts])
+
+
+@pytest.mark.parametrize(
+    ("tokens", "limit", "runs"),
+    [
+        ([3, 3, 3], 7, [(0, 1), (1, 2)]),  # 3 + 1 + 3 fits, a third does not
+        ([3, 3, 3], 100, [(0, 2)]),
+        ([3, 3, 3, 3, 3], 11, [(0, 2), (2, 4)]),  # the next run starts at the last message
+        ([200, 3, 3], 120, [(1, 2)]),  # too long to share a window: read alone, in windows
+        ([3, 200, 3], 120, []),
+        ([5], 120, []),
+        ([], 120, []),
+    ],
+)
+def test_pack_runs(tokens: list[int], limit: int, runs: list[tuple[int, int]]) -> None:
+    assert pack_runs(tokens, limit) == runs
+
+
+def test_packed_runs_cover_every_border_and_keep_a_conversations_start() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        tokens = [int(t) for t in rng.integers(1, 90, size=int(rng.integers(2, 30)))]
+        runs = pack_runs(tokens, 120)
+        for first, last in runs:
+            assert sum(tokens[first : last + 1]) + (last - first) <= 120
+        for border in range(len(tokens) - 1):  # each pair that fits together is read together
+            if tokens[border] + 1 + tokens[border + 1] <= 120:
+                assert any(first <= border < last for first, last in runs)
+        # the guard screens each prefix; the runs it reads are the audit's, but the last
+        for cut in range(2, len(tokens)):
+            head = pack_runs(tokens[:cut], 120)
+            assert head[:-1] == [r for r in runs if r[1] < cut][: len(head) - 1]
+
+
+def test_a_disclosure_spread_over_turns_is_read_as_one_text() -> None:
+    texts = conversation("honestly there is no", "point anymore", "so yeah")
+    [spread] = _judge(message_level=0.95, run_text=True, encoder=SpreadEncoder()).screen([texts])
+    assert spread.flags[Category.SUICIDE]
+    assert spread.first_risk_message[Category.SUICIDE] == 2  # where the run is complete
+    [evidence] = spread.evidence
+    assert evidence.layer == RUN_TEXT_LAYER
+    assert evidence.quote == "honestly there is no\npoint anymore\nso yeah"
+    # the run's score is in its own layer; the message's combined score stays its own (the
+    # guard answers a run once, like context, not at every later turn)
+    last = spread.messages[-1]
+    assert last.layers[RUN_TEXT_LAYER][Category.SUICIDE] == pytest.approx(
+        1 / (1 + np.exp(-4.0)), abs=1e-6
+    )
+    assert last.combined[Category.SUICIDE] == pytest.approx(1 / (1 + np.exp(6.0)), abs=1e-6)
+    assert spread.scores[Category.SUICIDE] == last.layers[RUN_TEXT_LAYER][Category.SUICIDE]
+    # no message says it alone, and pooled runs of "other" embeddings do not either
+    for quiet in (
+        _judge(message_level=0.95, encoder=SpreadEncoder()),
+        _judge(message_level=0.95, run_text=True, encoder=SpreadEncoder(), use_context=False),
+    ):
+        [screen] = quiet.screen([texts])
+        assert not screen.flags[Category.SUICIDE]
+        assert all(RUN_TEXT_LAYER not in m.layers for m in screen.messages)
+
+
+def test_a_batch_reads_each_conversations_runs_apart() -> None:
+    judge = _judge(message_level=0.95, run_text=True, encoder=SpreadEncoder())
+    first = conversation("there is no")
+    second = conversation("point anymore", "fine thanks")
+    both = judge.screen([first, second, conversation("there is no", "point anymore")])
+    assert [s.flags[Category.SUICIDE] for s in both] == [False, False, True]
+
+
+def test_run_text_round_trips_and_must_be_a_boolean() -> None:
+    raw = _raw()
+    assert ScreenCalibration.from_json(raw).run_text is False  # older files
+    calibration = ScreenCalibration.from_json(raw | {"run_text": True})
+    assert ScreenCalibration.from_json(calibration.to_json()).run_text is True
+    with pytest.raises(ModelFileError, match="run_text"):
+        ScreenCalibration.from_json(raw | {"run_text": "yes"})

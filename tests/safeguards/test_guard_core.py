@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,25 @@ def test_context_intervenes_once_then_steers() -> None:
     later = decide([report(context=0.7)], POLICY, {Category.SUICIDE: 1})
     assert first.intervene == {Category.SUICIDE: "context"}
     assert not later.intervene and later.steer == (Category.SUICIDE,)
+
+
+def test_a_run_read_as_one_text_meets_the_message_level_but_is_answered_once() -> None:
+    run = LayerReport(
+        "combined",
+        dict.fromkeys(CATEGORIES, 0.0),
+        dict.fromkeys(CATEGORIES, 0.0),
+        thresholds=THRESHOLDS,
+        context_thresholds=dict.fromkeys(CATEGORIES, 0.95),
+        run_text={Category.SUICIDE: 0.6},
+    )
+    first = decide([run], POLICY, {})
+    assert first.intervene == {Category.SUICIDE: "context"}  # 0.6 >= the message level 0.5
+    assert first.scores[Category.SUICIDE] == 0.6
+    later = decide([run], POLICY, {Category.SUICIDE: 1})  # the run still holds that disclosure
+    assert not later.intervene and later.steer == (Category.SUICIDE,)
+    assert run.to_dict()["run_text"] == {"suicide": 0.6}
+    below = replace(run, run_text={Category.SUICIDE: 0.4})
+    assert not decide([below], POLICY, {}).intervene
 
 
 def test_low_signals_steer_and_none_do_nothing() -> None:

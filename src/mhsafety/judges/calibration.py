@@ -3,7 +3,8 @@
 The embedded judge decides at two levels per category:
 
 * **message**: one user message on its own (the larger of the lexicon signal and the encoder's
-  probability, the highest over a long message's windows), and
+  probability, the highest over a long message's windows) or, with ``run_text``, consecutive
+  user messages that fit one encoder window read together as one text, and
 * **conversation**: the pooled embedding of a run of consecutive user messages (up to
   ``window_messages``; at least two), so risk that only shows over several turns is caught
   without scoring every short sentence as if it were a whole disclosure.
@@ -62,6 +63,10 @@ class ScreenCalibration:
     """A user message after the first with fewer word pieces than this, and no lexicon hit,
     is not tested on its own: what "what would you do in my place" means depends on what came
     before, so it counts only inside its runs. 0 tests every message alone."""
+    run_text: bool = False
+    """Also read consecutive user messages that fit one encoder window together as one text
+    (the encoder sees them side by side, not pooled) and test it at the **message** level: a
+    disclosure spread over three short turns reads as it would in one message."""
 
     def levels(self, purpose: Purpose) -> Levels:
         """The levels for flagging or for the guard."""
@@ -91,6 +96,7 @@ class ScreenCalibration:
             "head": self.head.to_json() if self.head is not None else None,
             "run_weighting": self.run_weighting,
             "followup_min_tokens": self.followup_min_tokens,
+            "run_text": self.run_text,
             "metadata": self.metadata,
         }
 
@@ -127,6 +133,9 @@ class ScreenCalibration:
         followup = int(data.get("followup_min_tokens", 0))
         if followup < 0:
             raise ModelFileError("calibration followup_min_tokens must be >= 0")
+        run_text = data.get("run_text", False)
+        if not isinstance(run_text, bool):
+            raise ModelFileError("calibration run_text must be true or false")
         return cls(
             flag,
             guard,
@@ -137,6 +146,7 @@ class ScreenCalibration:
             sha256,
             weighting,
             followup,
+            run_text,
         )
 
     @classmethod

@@ -6,7 +6,10 @@ flags. A conversation is flagged for a category when
 * one user message's combined score reaches the category's **message** level, or
 * the pooled embedding of a run of consecutive user messages (two up to
   ``window_messages``, ending at some message) reaches its **conversation** level: risk that
-  only shows over several turns.
+  only shows over several turns, or
+* with the calibration's ``run_text``, consecutive user messages packed into one encoder
+  window (:func:`pack_runs`) and read together as one text reach the **message** level: the
+  encoder sees the turns side by side, as it would see them in one message.
 
 How a run is pooled and which messages are tested alone come with the calibration: with
 ``run_weighting: tokens`` each message's embedding counts by its length in word pieces (the
@@ -43,7 +46,7 @@ import numpy.typing as npt
 from mhsafety.conversation import Conversation
 from mhsafety.judges.base import ConversationScreen, Evidence, JudgeInfo, MessageScore
 from mhsafety.judges.calibration import LEXICON_FLAG_SIGNAL, Levels, Purpose, ScreenCalibration
-from mhsafety.judges.embedding import MiniLMEncoder
+from mhsafety.judges.embedding import WINDOW_TOKENS, MiniLMEncoder
 from mhsafety.judges.head import LinearHead
 from mhsafety.judges.lexicon import Lexicon, LexiconHit
 from mhsafety.judges.prefilter import Prefilter
@@ -56,10 +59,12 @@ from mhsafety.judges.screen_model import (
 from mhsafety.taxonomy import CATEGORIES, Category
 
 JUDGE_NAME = "mhsafety-embedded"
-JUDGE_VERSION = "2.0.0"
+JUDGE_VERSION = "2.1.0"
 LEXICON_LAYER = "lexicon"
 EMBEDDING_LAYER = "embedding"
 CONTEXT_LAYER = "context"
+RUN_TEXT_LAYER = "run-text"
+RUN_SEPARATOR = "\n"
 SETTLED_BY_PREFILTER = "prefilter"
 MAX_QUOTE_CHARS = 240
 SCAN_CACHE_SIZE = 200_000
@@ -71,6 +76,9 @@ STRENGTH_SIGNAL: dict[str, float] = {
 """Lexicon signal per pattern strength (contextual terms alone stay below most levels)."""
 
 FloatMatrix = npt.NDArray[np.float64] | npt.NDArray[np.float32]
+RunTexts = dict[int, tuple[int, str, FloatMatrix]]
+"""Per user-message row: the packed run ending there, as (first row, joined text,
+probabilities)."""
 SCORE_DECIMALS = 6
 """Scores are rounded to this many decimals before anything is decided on them: the encoder's
 output moves by about 1e-9 with the batch a message shares (padding width) and with the
@@ -95,6 +103,36 @@ def stands_alone(row: int, tokens: int, lexical: float, followup_min_tokens: int
     return row == 0 or lexical > 0.0 or tokens >= followup_min_tokens
 
 
+def pack_runs(
+    tokens: Sequence[int] | npt.NDArray[np.int64], limit: int = WINDOW_TOKENS
+) -> list[tuple[int, int]]:
+    """Consecutive user messages packed into texts the encoder reads whole.
+
+    Greedy from the first message: a run takes the next message while its word pieces (one
+    more per separator) stay within ``limit``; the next run starts at the last message of the
+    one before, so every border between two messages is read inside some run. Only runs of two
+    or more messages are returned, as inclusive ``(first, last)`` rows; a message too long to
+    share a window is already read alone, in windows. Packing from the start keeps the runs of
+    a conversation's beginning the same however the conversation goes on, so the guard,
+    screening turn by turn, reads the runs the audit reads.
+    """
+    runs: list[tuple[int, int]] = []
+    start = 0
+    while start < len(tokens) - 1:
+        end, total = start, int(tokens[start])
+        while end + 1 < len(tokens) and total + 1 + int(tokens[end + 1]) <= limit:
+            end += 1
+            total += 1 + int(tokens[end])
+        if end == start:
+            start += 1
+            continue
+        runs.append((start, end))
+        if end == len(tokens) - 1:
+            break
+        start = end
+    return runs
+
+
 @dataclass(frozen=True)
 class EmbeddedJudgeConfig:
     """Knobs of the embedded judge (the head's thresholds come with the trained head)."""
@@ -103,7 +141,8 @@ class EmbeddedJudgeConfig:
     """Multiplier on the head's probability for a message whose risk words were all negated
     or figurative."""
     use_context: bool = True
-    """Also score runs of consecutive user messages (build-up over turns)."""
+    """Also score runs of consecutive user messages (build-up over turns): pooled runs and,
+    where the calibration asks for it, runs read as one text."""
     threshold_offset: float = 0.0
     """Added to every flag level (negative = more recall, less precision)."""
     use_lexicon: bool = True
@@ -246,6 +285,13 @@ class EmbeddedJudge:
         return self.calibration.followup_min_tokens if self.calibration is not None else 0
 
     @property
+    def _run_text(self) -> bool:
+        """Whether packed runs of user messages are read as one text (see :func:`pack_runs`)."""
+        return (
+            self.config.use_context and self.calibration is not None and self.calibration.run_text
+        )
+
+    @property
     def window_messages(self) -> int:
         """The longest run of user messages scored as one text."""
         return self.calibration.window_messages if self.calibration is not None else 2
@@ -289,23 +335,26 @@ class EmbeddedJudge:
         return results
 
     def _screen_all(self, conversations: Sequence[Conversation]) -> list[ConversationScreen]:
-        """Every user message of the batch embedded together."""
+        """Every user message of the batch embedded together (and every packed run)."""
         texts: list[str] = []
         for conversation in conversations:
             texts.extend(m.content for _, m in conversation.user_messages())
         probabilities: FloatMatrix | None = None
         embeddings: FloatMatrix | None = None
         tokens: npt.NDArray[np.int64] | None = None
-        if self.encoder is not None and self.head is not None and texts:
+        embedded = self.encoder is not None and self.head is not None and bool(texts)
+        if embedded:
             embeddings, probabilities = self._embed_windowed(texts)
-            if self._weighting == "tokens" or self._followup_min_tokens:
+            if self._weighting == "tokens" or self._followup_min_tokens or self._run_text:
+                assert self.encoder is not None
                 tokens = self.encoder.token_counts(texts)
+        sizes = [sum(1 for _ in c.user_messages()) for c in conversations]
+        starts = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))
+        run_text = self._run_text_probabilities(texts, tokens, starts) if embedded else None
         results: list[ConversationScreen] = []
-        offset = 0
-        for conversation in conversations:
+        for number, conversation in enumerate(conversations):
             user = [index for index, _ in conversation.user_messages()]
-            rows = slice(offset, offset + len(user))
-            offset += len(user)
+            rows = slice(int(starts[number]), int(starts[number + 1]))
             probs = probabilities[rows] if probabilities is not None else None
             counts = tokens[rows] if tokens is not None else None
             context = None
@@ -317,8 +366,53 @@ class EmbeddedJudge:
             ):
                 weights = counts if self._weighting == "tokens" else None
                 context = self._run_probabilities(embeddings[rows], weights)
-            results.append(self._judge_one(conversation, user, probs, context, counts))
+            runs = run_text.get(number) if run_text is not None else None
+            results.append(self._judge_one(conversation, user, probs, context, counts, runs))
         return results
+
+    def _run_text_probabilities(
+        self,
+        texts: list[str],
+        tokens: npt.NDArray[np.int64] | None,
+        starts: npt.NDArray[np.int64],
+    ) -> dict[int, RunTexts] | None:
+        """Per conversation of the batch (by position): its packed runs read as one text.
+
+        Each run counts at its last message (where the evidence is complete); all runs of the
+        batch are embedded together.
+        """
+        if not self._run_text or tokens is None:
+            return None
+        joined: list[str] = []
+        where: list[tuple[int, int, int]] = []
+        for number in range(len(starts) - 1):
+            first, stop = int(starts[number]), int(starts[number + 1])
+            for start, end in pack_runs(tokens[first:stop]):
+                joined.append(RUN_SEPARATOR.join(texts[first + start : first + end + 1]))
+                where.append((number, start, end))
+        if not joined:
+            return {}
+        _, probabilities = self._embed_windowed(joined)
+        out: dict[int, RunTexts] = {}
+        for (number, start, end), text, probs in zip(where, joined, probabilities, strict=True):
+            out.setdefault(number, {})[end] = (start, text, probs)
+        return out
+
+    def _run_completed_at(
+        self, texts: list[str], start: int, end: int, category: Category, level: float
+    ) -> int:
+        """The row at which a flagged packed run first reaches ``level``: the shortest run from
+        ``start`` that does (its last row), so the risk is timed where it was complete, not
+        where the packing ended. Only flagged runs pay for this."""
+        prefixes = [RUN_SEPARATOR.join(texts[start : stop + 1]) for stop in range(start + 1, end)]
+        if not prefixes:
+            return end
+        _, probabilities = self._embed_windowed(prefixes)
+        column = self._column[category]
+        for stop, probs in zip(range(start + 1, end), probabilities, strict=True):
+            if float(probs[column]) >= level:
+                return stop
+        return end
 
     def _run_probabilities(
         self, vectors: FloatMatrix, weights: npt.NDArray[np.int64] | None = None
@@ -370,6 +464,7 @@ class EmbeddedJudge:
         probs: FloatMatrix | None,
         context: FloatMatrix | None,
         tokens: npt.NDArray[np.int64] | None = None,
+        runs: RunTexts | None = None,
     ) -> ConversationScreen:
         flags = dict.fromkeys(CATEGORIES, False)
         scores = dict.fromkeys(CATEGORIES, 0.0)
@@ -410,20 +505,44 @@ class EmbeddedJudge:
                     row, int(tokens[row]), lexical[category], followup_min_tokens
                 ):
                     alone = 0.0  # a short follow-up counts only inside its runs
-                # what the message level reads (the guard reads it too); the layers keep
-                # the raw scores
+                joined = 0.0
+                if runs is not None and row in runs:
+                    joined = float(runs[row][2][column[category]])
+                    layers.setdefault(RUN_TEXT_LAYER, {})[category] = joined
+                # what the message level reads of this message alone (the guard reads it as
+                # the message's score; a run read as one text reaches it through its own layer,
+                # like context, so an addressed disclosure is not answered again every turn);
+                # the layers keep the raw scores
                 combined[category] = alone
-                decisive = max(alone, ctx)
+                decisive = max(alone, joined, ctx)
                 scores[category] = max(scores[category], decisive)
-                if alone >= levels.message[category] or (
-                    ctx > 0.0 and ctx >= levels.conversation[category]
-                ):
+                level = levels.message[category]
+                by_message = alone >= level
+                by_context = ctx > 0.0 and ctx >= levels.conversation[category]
+                by_run = joined >= level and not by_message and not by_context
+                if by_message or by_context or by_run:
                     flags[category] = True
-                    first.setdefault(category, index)
+                    at = index
+                    if by_run and category not in first:
+                        assert runs is not None
+                        texts = [conversation.messages[i].content for i in user]
+                        completed = self._run_completed_at(
+                            texts, runs[row][0], row, category, level
+                        )
+                        at = user[completed]
+                    first[category] = min(first.get(category, at), at)
                     if category not in best or decisive > best[category][0]:
                         best[category] = (
                             decisive,
-                            self._evidence(text, index, category, hits, alone, ctx),
+                            Evidence(
+                                at,
+                                category,
+                                runs[row][1][:MAX_QUOTE_CHARS],
+                                RUN_TEXT_LAYER,
+                                decisive,
+                            )
+                            if by_run and runs is not None
+                            else self._evidence(text, index, category, hits, alone, ctx),
                         )
             message_scores.append(MessageScore(index, layers, combined, suppressed))
         evidence = tuple(best[c][1] for c in CATEGORIES if c in best)

@@ -120,12 +120,14 @@ def decide(
             context_threshold = context_levels[category] if level is None else level
             message = report.message.get(category, 0.0)
             context = report.context.get(category, 0.0)
-            if max(message, context) > scores[category]:
-                scores[category] = max(message, context)
+            run_text = report.run_text.get(category, 0.0)  # message levels, answered once
+            if max(message, context, run_text) > scores[category]:
+                scores[category] = max(message, context, run_text)
                 layer_of[category] = report.layer
             message_hit |= message >= threshold
             context_hit |= context > 0.0 and context >= context_threshold
-            steer_hit |= max(message, context) >= policy.categories[category].steer_at
+            context_hit |= run_text > 0.0 and run_text >= threshold
+            steer_hit |= max(message, context, run_text) >= policy.categories[category].steer_at
         if message_hit:
             intervene[category] = "message"
         elif context_hit and not prior.get(category):

@@ -37,6 +37,10 @@ class LayerReport:
     context_thresholds: dict[Category, float] | None = None
     """Levels for the context scores where they differ from the message levels (the embedded
     judge scores runs of messages against levels of their own); None: ``thresholds``."""
+    run_text: dict[Category, float] = field(default_factory=dict)
+    """Score of the latest user messages read together as one text (the embedded judge's
+    packed run ending at the latest message), judged at the **message** levels but, like
+    context, answered once: it carries earlier turns, so it must not repeat an intervention."""
 
     @property
     def decides(self) -> bool:
@@ -52,6 +56,8 @@ class LayerReport:
         }
         if any(self.context.values()):
             data["context"] = {str(c): round(s, 4) for c, s in self.context.items() if s > 0}
+        if any(self.run_text.values()):
+            data["run_text"] = {str(c): round(s, 4) for c, s in self.run_text.items() if s > 0}
         if self.error:
             data["error"] = self.error
         return data
@@ -143,6 +149,7 @@ class ScreeningJudgeLayers:
         evidence = {e.category: e.quote for e in screen.evidence if e.message == last}
         reports = []
         context = scores.layers.get("context", {})
+        run_text = scores.layers.get("run-text", {})
         for layer in ("lexicon", "embedding"):
             if layer in scores.layers:
                 reports.append(
@@ -164,6 +171,7 @@ class ScreeningJudgeLayers:
                 {c: context.get(c, 0.0) for c in CATEGORIES},
                 evidence,
                 seconds=seconds,
+                run_text={c: run_text[c] for c in CATEGORIES if c in run_text},
                 # the guard's own levels: replacing a reply needs stronger evidence than
                 # flagging a conversation for review
                 thresholds=dict(judge.levels("guard").message),

@@ -28,21 +28,8 @@ from screen_cascade import Labels, real_labels, synthetic  # the sibling benchma
 
 from mhsafety.conversation import Conversation
 from mhsafety.judges.embedded import EmbeddedJudge
-from mhsafety.realtext import load_named_set
+from mhsafety.realtext import load_named_set, rallypoint_posts
 from mhsafety.taxonomy import CATEGORIES, Category
-
-
-def turns(conversations: list[Conversation]) -> list[Conversation]:
-    """Whole posts cut into chat-length turns (as ``reddit-test-turns`` is)."""
-    from mhsafety.realtext import chat_turns
-
-    out = []
-    for c in conversations:
-        [(_, message)] = list(c.user_messages())
-        data = c.model_dump(mode="json")
-        data["messages"] = [{"role": "user", "content": t} for t in chat_turns(message.content)]
-        out.append(Conversation.model_validate(data))
-    return out
 
 
 def run(judge: EmbeddedJudge, batch: list[Conversation]) -> tuple[list[set[Category]], float, int]:
@@ -81,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.synthetic:
         sets.append((f"synthetic (seed {args.seed})", *synthetic(args.synthetic, args.seed)))
     if not args.skip_reserved:
-        conversations = turns(load_named_set("rallypoint"))
+        conversations = [p.conversation(turns=True) for p in rallypoint_posts()]
         sets.append(
             ("rallypoint turns (reserved)", conversations, [real_labels(c) for c in conversations])
         )

@@ -73,12 +73,12 @@ TRAIN = ROOT / "src" / "mhsafety" / "data" / "screen" / "train.jsonl"
 WINDOW_MESSAGES = 6
 RUN_WEIGHTING: RunWeighting = "tokens"
 FOLLOWUP_MIN_TOKENS = 10
+"""A follow-up of fewer word pieces (about 8 words) without a lexicon hit counts only inside
+its runs: 3-8-word follow-ups carry too little to be read alone (ChatterBot's short chat)."""
 RUN_TEXT = True
 """Read consecutive user messages that fit one encoder window as one text, at the message
 level (on the calibration split: suicide recall on turns 0.82 -> 0.86 and eating disorder
 0.78 -> 0.97 at precision >= 0.85, with the pooled runs kept)."""
-"""A follow-up of fewer word pieces (about 8 words) without a lexicon hit counts only inside
-its runs: 3-8-word follow-ups carry too little to be read alone (ChatterBot's short chat)."""
 MESSAGE_GRID = np.round(np.arange(0.50, LEXICON_FLAG_SIGNAL + 1e-9, 0.01), 2)
 CONVERSATION_GRID = np.round(np.arange(0.30, 1.0 + 1e-9, 0.01), 2)
 

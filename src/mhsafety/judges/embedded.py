@@ -348,12 +348,11 @@ class EmbeddedJudge:
             if self._weighting == "tokens" or self._followup_min_tokens or self._run_text:
                 assert self.encoder is not None
                 tokens = self.encoder.token_counts(texts)
-        sizes = [sum(1 for _ in c.user_messages()) for c in conversations]
-        starts = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))
+        users = [[index for index, _ in c.user_messages()] for c in conversations]
+        starts = np.concatenate(([0], np.cumsum([len(u) for u in users], dtype=np.int64)))
         run_text = self._run_text_probabilities(texts, tokens, starts) if embedded else None
         results: list[ConversationScreen] = []
-        for number, conversation in enumerate(conversations):
-            user = [index for index, _ in conversation.user_messages()]
+        for number, (conversation, user) in enumerate(zip(conversations, users, strict=True)):
             rows = slice(int(starts[number]), int(starts[number + 1]))
             probs = probabilities[rows] if probabilities is not None else None
             counts = tokens[rows] if tokens is not None else None
@@ -378,8 +377,8 @@ class EmbeddedJudge:
     ) -> dict[int, RunTexts] | None:
         """Per conversation of the batch (by position): its packed runs read as one text.
 
-        Each run counts at its last message (where the evidence is complete); all runs of the
-        batch are embedded together.
+        Each run is scored at its last message (a flagged one is timed where it first reached
+        the level, :meth:`_run_completed_at`); all runs of the batch are embedded together.
         """
         if not self._run_text or tokens is None:
             return None
@@ -474,8 +473,8 @@ class EmbeddedJudge:
         column = self._column
         levels = self.levels("flag")
         followup_min_tokens = self._followup_min_tokens
-        for row, index in enumerate(user):
-            text = conversation.messages[index].content
+        user_texts = [conversation.messages[index].content for index in user]
+        for row, (index, text) in enumerate(zip(user, user_texts, strict=True)):
             hits = self._scan(text)
             lexical = signal_from_hits(hits)
             suppressed = tuple(
@@ -525,9 +524,8 @@ class EmbeddedJudge:
                     at = index
                     if by_run and category not in first:
                         assert runs is not None
-                        texts = [conversation.messages[i].content for i in user]
                         completed = self._run_completed_at(
-                            texts, runs[row][0], row, category, level
+                            user_texts, runs[row][0], row, category, level
                         )
                         at = user[completed]
                     first[category] = min(first.get(category, at), at)

@@ -39,14 +39,12 @@ import datetime as dt
 import json
 import re
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from mhsafety.conversation import Conversation
 from mhsafety.hashing import sha256_file
 from mhsafety.judges.calibration import (
     LEXICON_FLAG_SIGNAL,
@@ -54,8 +52,14 @@ from mhsafety.judges.calibration import (
     RunWeighting,
     ScreenCalibration,
 )
-from mhsafety.judges.embedded import CONTEXT_LAYER, RUN_TEXT_LAYER, EmbeddedJudge
+from mhsafety.judges.embedded import EmbeddedJudge
 from mhsafety.judges.head import LinearHead, fit_logistic
+from mhsafety.judges.level_search import (
+    best_recall_levels,
+    conversation_features,
+    lowest_quiet,
+    operating,
+)
 from mhsafety.judges.screen_model import CALIBRATION_FILE, load_screen_model, models_dir
 from mhsafety.realtext import (
     RealPost,
@@ -79,11 +83,6 @@ RUN_TEXT = True
 """Read consecutive user messages that fit one encoder window as one text, at the message
 level (on the calibration split: suicide recall on turns 0.82 -> 0.86 and eating disorder
 0.78 -> 0.97 at precision >= 0.85, with the pooled runs kept)."""
-MESSAGE_GRID = np.round(np.arange(0.50, LEXICON_FLAG_SIGNAL + 1e-9, 0.01), 2)
-CONVERSATION_GRID = np.round(np.arange(0.30, 1.0 + 1e-9, 0.01), 2)
-
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
 
 def refit_head(encoder: Any, base: LinearHead, l2: float) -> LinearHead:
@@ -139,84 +138,29 @@ def refit_head(encoder: Any, base: LinearHead, l2: float) -> LinearHead:
     )
 
 
-def features(
-    judge: EmbeddedJudge, conversations: Sequence[Conversation]
-) -> tuple[FloatArray, FloatArray]:
-    """Per conversation and category: the highest score at the message level (a message's
-    combined score, zero for a short follow-up, which is tested only inside its runs; or a
-    packed run read as one text) and the highest pooled-run score."""
-    screens = judge.screen(conversations)
-    message = np.zeros((len(screens), len(CATEGORIES)))
-    run = np.zeros_like(message)
-    for row, screen in enumerate(screens):
-        for score in screen.messages:
-            for column, category in enumerate(CATEGORIES):
-                joined = score.layers.get(RUN_TEXT_LAYER, {}).get(category, 0.0)
-                message[row, column] = max(message[row, column], score.combined[category], joined)
-                context = score.layers.get(CONTEXT_LAYER, {}).get(category, 0.0)
-                run[row, column] = max(run[row, column], context)
-    return message, run
-
-
-def rates(
-    flags: BoolArray, truth: BoolArray, labelled: BoolArray
-) -> tuple[float, float, int, int, int]:
-    """Precision, recall, tp, fp, fn over the labelled rows."""
-    tp = int((flags & truth & labelled).sum())
-    fp = int((flags & ~truth & labelled).sum())
-    fn = int((~flags & truth & labelled).sum())
-    return tp / max(tp + fp, 1), tp / max(tp + fn, 1), tp, fp, fn
-
-
-def choose_flag(
-    message: FloatArray,
-    run: FloatArray,
-    truth: BoolArray,
-    labelled: BoolArray,
+def flag_levels(
+    message: npt.NDArray[np.float64],
+    run: npt.NDArray[np.float64],
+    truth: npt.NDArray[np.bool_],
+    labelled: npt.NDArray[np.bool_],
     min_precision: float,
 ) -> tuple[float, float, dict[str, Any]]:
-    """The (message, conversation) levels with the best recall at the precision floor."""
-    best: tuple[tuple[float, float], float, float, dict[str, Any]] | None = None
-    for tm in MESSAGE_GRID:
-        by_message = message >= tm
-        for tc in CONVERSATION_GRID:
-            flags = by_message | (run >= tc)
-            precision, recall, tp, fp, fn = rates(flags, truth, labelled)
-            f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-            key = (recall, precision) if precision >= min_precision else (-1.0, f1)
-            if best is None or key > best[0]:
-                figures = {"precision": precision, "recall": recall, "tp": tp, "fp": fp, "fn": fn}
-                best = (key, float(tm), float(tc), figures)
-    assert best is not None
-    key, tm, tc, figures = best
-    figures["rule"] = (
-        f"max recall at precision >= {min_precision}" if key[0] >= 0 else "max F1 (floor not met)"
-    )
-    return tm, tc, figures
-
-
-def lowest_quiet(
-    message: FloatArray, run: FloatArray, controls: BoolArray, rate: float, tm0: float, tc0: float
-) -> tuple[float, float]:
-    """The lowest levels at or above (tm0, tc0) that flag at most ``rate`` of the controls."""
-    tm = min((t for t in MESSAGE_GRID if t >= tm0), default=LEXICON_FLAG_SIGNAL)
-    tc = min((t for t in CONVERSATION_GRID if t >= tc0), default=1.0)
-    while ((message[controls] >= tm) | (run[controls] >= tc)).mean() > rate:
-        moved = False
-        if ((message[controls] >= tm) & ~(run[controls] >= tc)).sum() >= (
-            (run[controls] >= tc) & ~(message[controls] >= tm)
-        ).sum() and tm < MESSAGE_GRID[-1]:
-            tm = float(MESSAGE_GRID[np.searchsorted(MESSAGE_GRID, tm) + 1])
-            moved = True
-        elif tc < CONVERSATION_GRID[-1]:
-            tc = float(CONVERSATION_GRID[np.searchsorted(CONVERSATION_GRID, tc) + 1])
-            moved = True
-        elif tm < MESSAGE_GRID[-1]:
-            tm = float(MESSAGE_GRID[np.searchsorted(MESSAGE_GRID, tm) + 1])
-            moved = True
-        if not moved:
-            break
-    return float(tm), float(tc)
+    """The flag levels of one category (highest recall at the precision floor) and their
+    figures on the calibration rows."""
+    chosen = best_recall_levels(message, run, truth, labelled, min_precision)
+    figures: dict[str, Any] = {
+        "precision": chosen.precision,
+        "recall": chosen.recall,
+        "tp": chosen.tp,
+        "fp": chosen.fp,
+        "fn": chosen.fn,
+        "rule": (
+            f"max recall at precision >= {min_precision}"
+            if chosen.floor_met
+            else "max F1 (floor not met)"
+        ),
+    }
+    return chosen.message_level, chosen.conversation_level, figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(chats)} ChatterBot dialogues (ordinary short chat) and {len(requests)} "
         "Do-Not-Answer requests"
     )
-    message, run = features(judge, conversations)
+    message, run = conversation_features(judge, conversations)
     every = [*posts, *posts, *chats, *requests]
     truth = np.array([[p.labels.get(c, False) for c in CATEGORIES] for p in every])
     labelled = np.array([[c in p.labelled for c in CATEGORIES] for p in every])
@@ -287,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     for column, category in enumerate(CATEGORIES):
         has_positives = bool((truth[:, column] & labelled[:, column] & reddit).any())
         if has_positives:
-            tm, tc, fig = choose_flag(
+            tm, tc, fig = flag_levels(
                 message[:, column],
                 run[:, column],
                 truth[:, column],
@@ -314,8 +258,15 @@ def main(argv: list[str] | None = None) -> int:
             "chatterbot_guarded": round(float(guarded[chat_rows].mean()), 4),
         }
         if has_positives:
-            _, guard_recall, *_ = rates(guarded, truth[:, column], labelled[:, column] & reddit)
-            fig["guard_recall"] = round(guard_recall, 4)
+            guard = operating(
+                message[:, column],
+                run[:, column],
+                truth[:, column],
+                labelled[:, column] & reddit,
+                gm,
+                gc,
+            )
+            fig["guard_recall"] = round(guard.recall, 4)
         figures[str(category)] = {
             k: round(v, 4) if isinstance(v, float) else v for k, v in fig.items()
         }

@@ -61,10 +61,11 @@ def load(name: str) -> list[Conversation]:
     return load_named_set(name)
 
 
-def cell(o: Operating) -> str:
-    """P/R of an operating point, with a mark where the floor was out of reach."""
+def cell(o: Operating, has_runs: bool) -> str:
+    """P/R of an operating point and its (message/conversation) levels, with a mark where the
+    floor was out of reach; without runs (one message each) the conversation level is moot."""
     mark = "" if o.floor_met else " (floor not met)"
-    levels = f"@{o.message_level:.2f}/{o.conversation_level:.2f}"
+    levels = f"@{o.message_level:.2f}/" + (f"{o.conversation_level:.2f}" if has_runs else "-")
     return f"P {o.precision:.2f} R {o.recall:.2f} {levels}{mark}"
 
 
@@ -107,15 +108,16 @@ def main(argv: list[str] | None = None) -> int:
             if not (t & known).any():
                 continue
             m, r = message[:, column], run[:, column]
+            has_runs = bool((run > 0).any())
             now = operating(m, r, t, known, *shipped_levels[column])
             best_r = best_recall_levels(m, r, t, known, args.precision, grid)
             ceiling_levels[column] = (best_r.message_level, best_r.conversation_level)
             print(f"  {category:16s} positives {now.tp + now.fn}")
-            print(f"    shipped                      {cell(now)}")
-            print(f"    best recall at P >= {args.precision:.2f}     {cell(best_r)}")
+            print(f"    shipped                      {cell(now, has_runs)}")
+            print(f"    best recall at P >= {args.precision:.2f}     {cell(best_r, has_runs)}")
             for floor in args.recall:
                 best_p = best_precision_levels(m, r, t, known, floor, grid)
-                print(f"    best precision at R >= {floor:.2f}  {cell(best_p)}")
+                print(f"    best precision at R >= {floor:.2f}  {cell(best_p, has_runs)}")
         if controls.any():
             print(
                 "  controls flagged (any category): shipped "

@@ -40,12 +40,11 @@ from mhsafety.judges.embedded import EmbeddedJudge
 from mhsafety.judges.level_search import (
     SHIPPED_GRID,
     WIDE_GRID,
-    BoolArray,
-    FloatArray,
     Operating,
     best_precision_levels,
     best_recall_levels,
     conversation_features,
+    flagged_any,
     operating,
 )
 from mhsafety.realtext import load_named_set, reddit_posts
@@ -69,16 +68,6 @@ def cell(o: Operating, has_runs: bool) -> str:
     return f"P {o.precision:.2f} R {o.recall:.2f} {levels}{mark}"
 
 
-def controls_flagged(
-    message: FloatArray, run: FloatArray, controls: BoolArray, levels: list[tuple[float, float]]
-) -> float:
-    """Share of control rows flagged in any category at per-category (message, run) levels."""
-    flagged = np.zeros(len(message), dtype=bool)
-    for column, (tm, tc) in enumerate(levels):
-        flagged |= (message[:, column] >= tm) | (run[:, column] >= tc)
-    return float(flagged[controls].mean()) if controls.any() else float("nan")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--precision", type=float, default=0.85)
@@ -90,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     grid = WIDE_GRID if args.grid == "wide" else SHIPPED_GRID
     judge = EmbeddedJudge()
     shipped = judge.levels("flag")
+    shipped_levels = [(shipped.message[c], shipped.conversation[c]) for c in CATEGORIES]
     names = [*SETS, *(() if args.skip_reserved else ("rallypoint",))]
     for name in names:
         conversations = load(name)
@@ -101,14 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         reserved = " (RESERVED: read, never tuned on)" if name == "rallypoint" else ""
         n_controls = int(controls.sum())
         print(f"\n{name}{reserved}: {len(conversations)} conversations, {n_controls} controls")
-        shipped_levels = [(shipped.message[c], shipped.conversation[c]) for c in CATEGORIES]
+        has_runs = bool((run > 0).any())
         ceiling_levels = list(shipped_levels)
         for column, category in enumerate(CATEGORIES):
             t, known = truth[:, column], labelled[:, column]
             if not (t & known).any():
                 continue
             m, r = message[:, column], run[:, column]
-            has_runs = bool((run > 0).any())
             now = operating(m, r, t, known, *shipped_levels[column])
             best_r = best_recall_levels(m, r, t, known, args.precision, grid)
             ceiling_levels[column] = (best_r.message_level, best_r.conversation_level)
@@ -121,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         if controls.any():
             print(
                 "  controls flagged (any category): shipped "
-                f"{controls_flagged(message, run, controls, shipped_levels):.2%}, at the "
+                f"{flagged_any(message, run, shipped_levels)[controls].mean():.2%}, at the "
                 "best-recall levels "
-                f"{controls_flagged(message, run, controls, ceiling_levels):.2%}"
+                f"{flagged_any(message, run, ceiling_levels)[controls].mean():.2%}"
             )
     return 0
 

@@ -57,6 +57,7 @@ from mhsafety.judges.head import LinearHead, fit_logistic
 from mhsafety.judges.level_search import (
     best_recall_levels,
     conversation_features,
+    flagged_any,
     lowest_quiet,
     operating,
 )
@@ -274,9 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  {category:16s} flag {tm:.2f}/{tc:.2f} guard {gm:.2f}/{gc:.2f}  "
             + "  ".join(f"{k} {v}" for k, v in figures[str(category)].items())
         )
-    any_flag = np.zeros(len(conversations), dtype=bool)
-    for column, category in enumerate(CATEGORIES):
-        any_flag |= (message[:, column] >= flag_m[category]) | (run[:, column] >= flag_c[category])
+    any_flag = flagged_any(message, run, [(flag_m[c], flag_c[c]) for c in CATEGORIES])
     figures["controls_flagged_any"] = round(float(any_flag[controls].mean()), 4)
     figures["reddit_controls_flagged_any"] = round(float(any_flag[controls & reddit].mean()), 4)
     figures["chatterbot_flagged_any"] = round(float(any_flag[chat_rows].mean()), 4)

@@ -13,9 +13,9 @@ from mhsafety.judges.level_search import (
     MESSAGE_GRID,
     best_precision_levels,
     best_recall_levels,
-    conversation_features,
     lowest_quiet,
     operating,
+    screen_features,
 )
 from mhsafety.logio import read_conversations
 from mhsafety.taxonomy import CATEGORIES
@@ -115,8 +115,8 @@ def test_the_features_reproduce_the_judges_own_flags() -> None:
     fails the search is choosing levels for a rule the judge does not apply."""
     judge = EmbeddedJudge()
     conversations = list(read_conversations(default_eval_path()))[:120]
-    message, run = conversation_features(judge, conversations)
     screens = judge.screen(conversations)
+    message, run = screen_features(screens)
     levels = judge.levels("flag")
     for column, category in enumerate(CATEGORIES):
         by_features = (message[:, column] >= levels.message[category]) | (

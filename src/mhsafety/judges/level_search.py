@@ -22,12 +22,13 @@ lexicon hit is flagged at every level this module can return.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
 from mhsafety.conversation import Conversation
+from mhsafety.judges.base import ConversationScreen
 from mhsafety.judges.calibration import LEXICON_FLAG_SIGNAL
 from mhsafety.judges.embedded import CONTEXT_LAYER, RUN_TEXT_LAYER, EmbeddedJudge
 from mhsafety.taxonomy import CATEGORIES
@@ -74,14 +75,18 @@ class Operating:
 def conversation_features(
     judge: EmbeddedJudge, conversations: Sequence[Conversation]
 ) -> tuple[FloatArray, FloatArray]:
-    """Per conversation (rows) and category (columns of :data:`CATEGORIES`): the message
-    feature and the run feature the judge's levels are compared with.
+    """The judge's screens of the conversations, as :func:`screen_features`."""
+    return screen_features(judge.screen(conversations))
+
+
+def screen_features(screens: Sequence[ConversationScreen]) -> tuple[FloatArray, FloatArray]:
+    """Per screen (rows) and category (columns of :data:`CATEGORIES`): the message feature and
+    the run feature the embedded judge's levels are compared with.
 
     The message feature is the highest combined score of a user message (zero for a short
     follow-up, which is tested only inside its runs) or of a packed run read as one text; the
     run feature is the highest pooled-run score.
     """
-    screens = judge.screen(conversations)
     message = np.zeros((len(screens), len(CATEGORIES)))
     run = np.zeros_like(message)
     for row, screen in enumerate(screens):
@@ -96,6 +101,18 @@ def conversation_features(
     return message, run
 
 
+def _counted(
+    flags: BoolArray, truth: BoolArray, labelled: BoolArray, message_level: float, level: float
+) -> Operating:
+    return Operating(
+        float(message_level),
+        float(level),
+        int((flags & truth & labelled).sum()),
+        int((flags & ~truth & labelled).sum()),
+        int((~flags & truth & labelled).sum()),
+    )
+
+
 def operating(
     message: FloatArray,
     run: FloatArray,
@@ -106,13 +123,18 @@ def operating(
 ) -> Operating:
     """What one pair of levels does on the labelled rows of one category."""
     flags = (message >= message_level) | (run >= conversation_level)
-    return Operating(
-        float(message_level),
-        float(conversation_level),
-        int((flags & truth & labelled).sum()),
-        int((flags & ~truth & labelled).sum()),
-        int((~flags & truth & labelled).sum()),
-    )
+    return _counted(flags, truth, labelled, message_level, conversation_level)
+
+
+def flagged_any(
+    message: FloatArray, run: FloatArray, levels: Sequence[tuple[float, float]]
+) -> BoolArray:
+    """Per row: flagged in any category at that category's (message, conversation) levels
+    (``levels`` in the order of :data:`CATEGORIES`)."""
+    flags = np.zeros(len(message), dtype=bool)
+    for column, (message_level, conversation_level) in enumerate(levels):
+        flags |= (message[:, column] >= message_level) | (run[:, column] >= conversation_level)
+    return flags
 
 
 WIDE_MESSAGE_GRID: FloatArray = np.round(np.arange(0.01, LEXICON_FLAG_SIGNAL + 1e-9, 0.01), 2)
@@ -126,11 +148,11 @@ WIDE_CONVERSATION_GRID: FloatArray = np.round(np.arange(0.01, 1.0 + 1e-9, 0.01),
 class Grid:
     """The message and conversation levels a search may choose from (ascending)."""
 
-    message: FloatArray = field(default_factory=lambda: MESSAGE_GRID)
-    conversation: FloatArray = field(default_factory=lambda: CONVERSATION_GRID)
+    message: FloatArray
+    conversation: FloatArray
 
 
-SHIPPED_GRID = Grid()
+SHIPPED_GRID = Grid(MESSAGE_GRID, CONVERSATION_GRID)
 """The grid ``scripts/calibrate_screen.py`` chooses shipped levels from."""
 WIDE_GRID = Grid(WIDE_MESSAGE_GRID, WIDE_CONVERSATION_GRID)
 
@@ -140,11 +162,12 @@ def _candidates(
 ) -> list[Operating]:
     if not (truth & labelled).any():
         raise ValueError("no labelled positives: levels cannot be searched for this category")
-    return [
-        operating(message, run, truth, labelled, tm, tc)
-        for tm in grid.message
-        for tc in grid.conversation
-    ]
+    candidates = []
+    for tm in grid.message:
+        by_message = message >= tm
+        for tc in grid.conversation:
+            candidates.append(_counted(by_message | (run >= tc), truth, labelled, tm, tc))
+    return candidates
 
 
 def best_recall_levels(
@@ -166,8 +189,7 @@ def best_recall_levels(
     met = [o for o in candidates if o.precision >= min_precision and o.tp]
     if met:
         return max(met, key=lambda o: (o.recall, o.precision))
-    best = max(candidates, key=lambda o: o.f1)
-    return Operating(best.message_level, best.conversation_level, best.tp, best.fp, best.fn, False)
+    return replace(max(candidates, key=lambda o: o.f1), floor_met=False)
 
 
 def best_precision_levels(
@@ -189,8 +211,7 @@ def best_precision_levels(
     met = [o for o in candidates if o.recall >= min_recall]
     if met:
         return max(met, key=lambda o: (o.precision, o.recall))
-    best = max(candidates, key=lambda o: (o.recall, o.precision))
-    return Operating(best.message_level, best.conversation_level, best.tp, best.fp, best.fn, False)
+    return replace(max(candidates, key=lambda o: (o.recall, o.precision)), floor_met=False)
 
 
 def lowest_quiet(
